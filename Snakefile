@@ -1,0 +1,33 @@
+"""ld-repro: teachers -> students -> evaluation -> the LD supplement's tables.
+
+    snakemake --cores all                       # embedded default (synthetic data, CPU)
+    snakemake --cores all --config scale=paper data_root=/data/coco
+"""
+import sys
+
+sys.path.insert(0, workflow.basedir)
+from ld_core.errors import LDError
+from ld_core.pipeline import load_pipeline
+
+configfile: f"{workflow.basedir}/configs/config.yaml"
+
+try:
+    PIPE = load_pipeline(config, workflow.basedir)
+except LDError as exc:
+    sys.exit(f"error: {exc}")
+config.update(PIPE.config)  # validated, with defaults and absolute project paths
+
+R = PIPE.results
+PY = sys.executable
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand(f"{R}/tables/{{table}}.{{ext}}", table=config["tables"], ext=["csv", "tex"]),
+        [f"{R}/runs/{run}/seed{seed}/metrics.json" for run, seed in PIPE.jobs()],

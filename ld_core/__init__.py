@@ -1,0 +1,1 @@
+"""ld_core: Localization Distillation on mmdetection."""

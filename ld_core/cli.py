@@ -1,0 +1,31 @@
+"""Command line: ``python -m ld_core <command>`` (the Snakemake rules call these)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import LDError
+
+COMMANDS = {
+    "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
+    "resolve": ("ld_core.resolve", "write the mmdet config of one run/seed of the matrix"),
+    "train": ("ld_core.train", "train one resolved config"),
+    "evaluate": ("ld_core.evaluate", "COCO AP of a trained student"),
+    "table": ("ld_core.tables", "render a paper table (CSV + LaTeX) from metrics"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ld_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text)
+        sub_parser.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(sub_parser)
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(args._module).run(args)
+    except LDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,72 @@
+"""`ld_core evaluate`: COCO AP (pycocotools via mmdet's CocoMetric) of a trained student."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_write_json
+from .threads import pin_threads
+
+COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",
+             "APs": "bbox_mAP_s", "APm": "bbox_mAP_m", "APl": "bbox_mAP_l"}
+
+
+def coco_metrics(raw: dict) -> dict:
+    """mmdet's ``coco/bbox_mAP*`` fractions -> AP, AP50, ... in percent.
+
+    mmdet returns no metrics at all when the model made no detection above the score threshold;
+    that is an AP of 0, not an error. pycocotools reports -1 for an area range with no ground truth
+    (e.g. no large objects in small images): that is ``None`` (not applicable), never -100.
+    """
+    if not raw:
+        return {name: 0.0 for name in COCO_KEYS}
+    out = {}
+    for name, key in COCO_KEYS.items():
+        value = raw.get(f"coco/{key}")
+        if value is None:
+            raise ConfigError(f"evaluation returned no '{key}' (got: {', '.join(raw)})")
+        out[name] = None if float(value) < 0 else round(100.0 * float(value), 2)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out", required=True, help="metrics JSON")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    pin_threads(args.threads)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from .data.validate import validate_coco
+    from .mmdet_config import student_only
+
+    for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: {what} file does not exist")
+    cfg = Config.fromfile(args.config)
+    meta = dict(cfg.get("ld_repro", {}))
+    cfg = Config(student_only(cfg.to_dict()))
+    ds = cfg.test_dataloader.dataset
+    validate_coco(Path(ds.data_root) / ds.ann_file, Path(ds.data_root) / ds.data_prefix.img)
+    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
+        cfg.pop(key, None)
+    cfg.load_from = str(Path(args.checkpoint).resolve())
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="ld-eval-") as work:
+        cfg.work_dir = work
+        raw = Runner.from_cfg(cfg).test()
+    result = dict(run=meta.get("run"), seed=meta.get("seed"), dataset="coco", split="val",
+                  metrics=coco_metrics(raw), eval_seconds=round(time.time() - start, 1))
+    if not raw:
+        result["note"] = "no detection above the score threshold: AP reported as 0"
+    atomic_write_json(args.out, result)
+    print(f"[evaluate] {meta.get('run')} seed {meta.get('seed')}: " +
+          ", ".join(f"{k} {v:.1f}" for k, v in result["metrics"].items() if v is not None))
+    return 0

@@ -1,0 +1,72 @@
+"""The teacher–student detector: a student single-stage detector distilled from a frozen teacher."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from mmdet.models.detectors import SingleStageDetector
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+from ..errors import ConfigError
+from ..teacher import check_teacher_compat, load_tensor_state_dict
+
+
+def build_teacher(teacher_config: str, teacher_ckpt: Optional[str], student_model_cfg: dict) -> torch.nn.Module:
+    """Build the teacher from its own config, check it against the student, load its weights, freeze it."""
+    path = Path(teacher_config)
+    if not path.is_file():
+        raise ConfigError(f"{path}: teacher config does not exist")
+    teacher_model_cfg = Config.fromfile(str(path)).model
+    if teacher_model_cfg.get("type") == "LocalizationDistiller":
+        raise ConfigError(f"{path}: a teacher must be a plain detector, not a distiller")
+    check_teacher_compat(student_model_cfg, teacher_model_cfg, "(this model)", str(path))
+    teacher = MODELS.build(teacher_model_cfg)
+    if teacher_ckpt:
+        state = load_tensor_state_dict(teacher_ckpt)
+        missing, unexpected = teacher.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ConfigError(f"{teacher_ckpt}: teacher checkpoint does not fit {path} "
+                              f"({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
+                              f"{(missing or unexpected)[0]})")
+    teacher.requires_grad_(False)
+    teacher.eval()
+    return teacher
+
+
+@MODELS.register_module()
+class LocalizationDistiller(SingleStageDetector):
+    """Single-stage detector trained with LD from a teacher.
+
+    The teacher is built from ``teacher_config`` + ``teacher_ckpt`` (tensor-only state dict), frozen,
+    always in eval mode, and deliberately *not* a submodule: it is absent from ``parameters()``, the
+    optimizer, ``state_dict()`` (so checkpoints hold the student only) and any DDP wrapper. It runs
+    under ``no_grad`` on the same preprocessed batch as the student. Inference is the student's alone.
+    """
+
+    def __init__(self, backbone: dict, bbox_head: dict, teacher_config: str, teacher_ckpt: Optional[str] = None,
+                 neck: Optional[dict] = None, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+        super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg,
+                         test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        student_cfg = dict(bbox_head=bbox_head, data_preprocessor=data_preprocessor or {})
+        object.__setattr__(self, "teacher", build_teacher(teacher_config, teacher_ckpt, student_cfg))
+
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+        """Student GT losses + LD; the teacher sees the very same (augmented, normalised) batch."""
+        feats = self.extract_feat(batch_inputs)
+        with torch.no_grad():
+            _, teacher_bbox_preds = self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
+        return self.bbox_head.loss(feats, teacher_bbox_preds, batch_data_samples)
+
+    def train(self, mode: bool = True):
+        """Switch the student's mode; the teacher stays in eval mode (BN running statistics)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def _apply(self, fn, *args, **kwargs):
+        """Device/dtype moves (``to``, ``cuda``, ``cpu``, ``half``) also reach the non-submodule teacher."""
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)

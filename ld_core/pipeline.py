@@ -1,0 +1,96 @@
+"""The pipeline configuration seen by the Snakefile: validated, defaults filled, matrix and scale loaded."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from .errors import ConfigError
+from .matrix import Matrix, load_matrix
+from .scale import load_scale
+
+
+def _fill_defaults(schema: dict, data: dict) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in data and "default" in sub:
+            data[key] = json.loads(json.dumps(sub["default"]))
+        if isinstance(data.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(sub, data[key])
+
+
+def validate_config(config: dict, schema_path: str | Path, source: str = "config") -> dict:
+    """Check ``config`` against the JSON schema (unknown keys are errors) and fill in defaults."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    data = json.loads(json.dumps(config))
+    _fill_defaults(schema, data)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            raise ConfigError(f"{source}: unknown config key '{extra[0]}' in {where} (allowed: {', '.join(allowed)})")
+        raise ConfigError(f"{source}: config key {where}: {err.message}")
+    return data
+
+
+@dataclass
+class Pipeline:
+    """Everything the rules need, derived once from the validated config."""
+
+    config: dict
+    matrix: Matrix
+    scale: dict
+    scale_path: Path
+    results: str
+
+    @property
+    def synthetic(self) -> bool:
+        return self.scale["data"]["kind"] == "synthetic"
+
+    def jobs(self):
+        return self.matrix.jobs(self.config["tables"], self.config["seeds"])
+
+    def table_metric_files(self, table_id: str) -> list:
+        files = []
+        for row in self.matrix.table(table_id)["rows"]:
+            for seed in self.matrix.run(row["run"]).seeds(self.config["seeds"]):
+                files.append(f"{self.results}/runs/{row['run']}/seed{seed}/metrics.json")
+        return list(dict.fromkeys(files))
+
+    def teacher_checkpoint(self, run_id: str) -> list:
+        teacher = self.matrix.teacher_of(run_id)
+        return [] if teacher is None else [f"{self.results}/runs/{teacher[0]}/seed{teacher[1]}/checkpoint.pth"]
+
+    def resolve_params(self, run_id: str, seed: int) -> str:
+        """What the resolved config of (run, seed) depends on, as a string (Snakemake's params trigger)."""
+        run = self.matrix.run(run_id)
+        keys = {k: self.config[k] for k in ("data_root", "pretrained_dir", "results")}
+        return json.dumps(dict(run=run.__dict__, seed=seed, scale=self.scale, **keys), sort_keys=True, default=str)
+
+
+def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml") -> Pipeline:
+    """Validate the Snakemake config and load the matrix and scale profile it names."""
+    basedir = Path(basedir).resolve()
+    cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source)
+    for key in ("matrix", "paper_tables"):  # project files: relative to the repository, not the workdir
+        cfg[key] = str(basedir / cfg[key])
+    matrix = load_matrix(cfg["matrix"])
+    for table in cfg["tables"]:
+        matrix.table(table)
+    scale_path = basedir / "configs" / "scales" / f"{cfg['scale']}.yaml"
+    scale = load_scale(scale_path)
+    if scale["data"]["kind"] == "coco":
+        root: Optional[str] = cfg["data_root"]
+        if not root:
+            raise ConfigError(f"{source}: scale '{cfg['scale']}' needs data_root (the COCO folder), "
+                              "e.g. --config data_root=/data/coco")
+        if not Path(root).is_dir():
+            raise ConfigError(f"{root}: data_root does not exist")
+    return Pipeline(config=cfg, matrix=matrix, scale=scale, scale_path=scale_path, results=cfg["results"])

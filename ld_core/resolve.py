@@ -1,0 +1,62 @@
+"""`ld_core resolve`: write the mmdet config of one (run, seed) of the matrix."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_write_text
+from .matrix import load_matrix
+from .mmdet_config import build_run_config
+from .scale import load_scale
+
+
+def run_dir(results: str | Path, run_id: str, seed: int) -> Path:
+    """Folder of one run and seed: config.py, checkpoint.pth, train.log, metrics.json."""
+    return Path(results) / "runs" / run_id / f"seed{seed}"
+
+
+def dataset_classes(scale: dict):
+    """Class names of the profile's dataset (None: mmdet's COCO classes)."""
+    if scale["data"]["kind"] == "synthetic":
+        from .data.synthetic import CLASSES
+
+        return CLASSES
+    return None
+
+
+def config_text(cfg: dict) -> str:
+    """Render a config dict as mmengine Python config text."""
+    from mmengine.config import Config
+
+    return Config(cfg).pretty_text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", required=True)
+    parser.add_argument("--scale", required=True, help="scale profile YAML")
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--pretrained-dir", default=None)
+    parser.add_argument("--out", required=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    scale = load_scale(args.scale)
+    run_ = matrix.run(args.run)
+    if args.seed not in run_.seeds([args.seed]):
+        raise ConfigError(f"{matrix.path}: run '{run_.id}' has the fixed seed {run_.seed}, not {args.seed}")
+    teacher_cfg = teacher_ckpt = None
+    teacher = matrix.teacher_of(run_.id)
+    if teacher is not None:
+        tdir = run_dir(args.results, *teacher).resolve()
+        teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
+    cfg = build_run_config(run_, args.seed, scale, results_dir=args.results, classes=dataset_classes(scale),
+                           data_root=args.data_root, pretrained_dir=args.pretrained_dir,
+                           teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+    atomic_write_text(args.out, config_text(cfg))
+    print(f"[resolve] {run_.id} seed {args.seed} ({scale['name']}) -> {args.out}")
+    return 0

@@ -1,0 +1,393 @@
+"""Paper tables: the published numbers beside the reproduced ones, as a tidy CSV and a booktabs LaTeX table.
+
+Inputs
+------
+* the experiment matrix (``configs/experiments.yaml``): a table lists ``rows`` (``row`` id, ``run`` id,
+  descriptive ``cells`` for the table's ``columns``) and the ``metrics`` to show;
+* the paper's numbers (``configs/paper_tables.csv``: ``table,row,...,metric,value``; ``table`` is the N of
+  ``tableN``);
+* one ``metrics.json`` per (run, seed): ``{"run": ..., "seed": ..., "metrics": {"AP": 41.2, ...}}`` (percent).
+
+Outputs
+-------
+* the tidy table, one row per (table row x metric), columns :data:`TIDY_COLUMNS` then the spec's descriptive
+  columns; ``reproduced`` is the mean over seeds, ``reproduced_std`` the sample std (ddof=1; NaN for one seed),
+  ``delta`` = reproduced - paper (2 decimals; NaN where the paper has no value);
+* a booktabs LaTeX table in the paper's layout (the spec's cells are raw LaTeX; the including document needs
+  ``\\usepackage{booktabs}`` and ``amssymb`` for ``\\checkmark``).
+
+Every problem is a one-line :class:`~ld_core.errors.DataError` / :class:`~ld_core.errors.ConfigError` naming the
+file (or the run / table) at fault.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
+
+import pandas as pd
+
+from .errors import ConfigError, DataError, LDError
+from .io import atomic_write_text
+
+TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta"]
+PAPER_REQUIRED = ("table", "row", "metric", "value")
+METRICS_REQUIRED = ("run", "seed", "metrics")
+METRIC_HEADERS = {
+    "AP": "AP",
+    "AP50": "AP$_{50}$",
+    "AP75": "AP$_{75}$",
+    "APs": "AP$_S$",
+    "APm": "AP$_M$",
+    "APl": "AP$_L$",
+    "AR": "AR",
+    "AR100": "AR$_{100}$",
+    "params_M": "Params (M)",
+    "GFLOPs": "GFLOPs",
+    "FPS_2080Ti": "FPS (2080Ti)",
+}
+OURS_NOTE = "Paper: the published value; Ours: reproduced by ld-repro (mean $\\pm$ std over {n})"
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def load_paper_values(csv_path) -> pd.DataFrame:
+    """The paper's numbers: the CSV's columns, ``table`` as int, ``value`` as float; one row per (table, row, metric)."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise DataError(f"{path}: paper values file does not exist")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: malformed CSV ({_one_line(exc)})") from None
+    missing = [c for c in PAPER_REQUIRED if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column '{missing[0]}' (required: {', '.join(PAPER_REQUIRED)})")
+    tables, values = [], []
+    for i, rec in enumerate(df.itertuples(index=False), start=2):  # line 1 is the header
+        rec = rec._asdict()
+        table = str(rec["table"]).strip()
+        if not table.isdigit():
+            raise DataError(f"{path}: line {i}: table must be an integer N (of 'tableN'), got {table!r}")
+        for key in ("row", "metric"):
+            if not str(rec[key]).strip():
+                raise DataError(f"{path}: line {i}: empty '{key}'")
+        try:
+            value = float(rec["value"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: line {i}: value {rec['value']!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataError(f"{path}: line {i}: value {rec['value']!r} is not a finite number")
+        tables.append(int(table))
+        values.append(value)
+    df["table"] = pd.Series(tables, index=df.index, dtype="int64")
+    df["value"] = pd.Series(values, index=df.index, dtype="float64")
+    df["row"] = df["row"].str.strip()
+    df["metric"] = df["metric"].str.strip()
+    dup = df.duplicated(["table", "row", "metric"], keep=False)
+    if dup.any():
+        first = df[dup].iloc[0]
+        raise DataError(f"{path}: duplicate value for table {first['table']}, row '{first['row']}', "
+                        f"metric '{first['metric']}'")
+    return df.reset_index(drop=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _load_one_metrics(path: Path) -> Tuple[str, int, List[dict]]:
+    if not path.is_file():
+        raise DataError(f"{path}: metrics file does not exist")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read metrics file ({_one_line(exc)})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    for key in METRICS_REQUIRED:
+        if key not in raw:
+            raise DataError(f"{path}: missing key '{key}' (required: {', '.join(METRICS_REQUIRED)})")
+    run, seed, metrics = raw["run"], raw["seed"], raw["metrics"]
+    if not isinstance(run, str) or not run:
+        raise DataError(f"{path}: 'run' must be a non-empty string, got {run!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DataError(f"{path}: 'seed' must be an integer, got {seed!r}")
+    if not isinstance(metrics, dict) or not metrics:
+        raise DataError(f"{path}: 'metrics' must be a non-empty mapping of metric name to value")
+    # a file inside the pipeline layout (.../runs/<run>/seed<seed>/metrics.json) must describe that run and seed
+    m = re.fullmatch(r"seed(-?\d+)", path.parent.name)
+    if m and path.parent.parent.parent.name == "runs":
+        if path.parent.parent.name != run or int(m.group(1)) != seed:
+            raise DataError(f"{path}: holds run '{run}' seed {seed}, but its folder is for run "
+                            f"'{path.parent.parent.name}' seed {m.group(1)}")
+    rows = []
+    for name, value in metrics.items():
+        if value is None:  # not applicable (e.g. APl without large objects): as if absent
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise DataError(f"{path}: metric '{name}' must be a finite number, got {value!r}")
+        rows.append({"run": run, "seed": seed, "metric": str(name), "value": float(value), "source": str(path)})
+    return run, seed, rows
+
+
+def load_metrics(paths: Iterable) -> pd.DataFrame:
+    """Per-run metrics files -> one row per (run, seed, metric) with columns run, seed, metric, value, source.
+
+    ``source`` is the file the value came from (used to name it in later errors). Two files for the same
+    (run, seed) are a :class:`DataError`.
+    """
+    rows: List[dict] = []
+    seen = {}
+    for p in paths:
+        path = Path(p)
+        run, seed, file_rows = _load_one_metrics(path)
+        if (run, seed) in seen:
+            raise DataError(f"{path}: run '{run}' seed {seed} already given by {seen[(run, seed)]}")
+        seen[(run, seed)] = path
+        rows.extend(file_rows)
+    df = pd.DataFrame(rows, columns=["run", "seed", "metric", "value", "source"])
+    df["seed"] = df["seed"].astype("int64")
+    df["value"] = df["value"].astype("float64")
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- the table
+
+
+def _check_spec(table_id: str, spec: dict) -> None:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"table '{table_id}': expected a mapping")
+    metrics, rows = spec.get("metrics"), spec.get("rows")
+    if not metrics or not isinstance(metrics, list):
+        raise ConfigError(f"table '{table_id}': 'metrics' must be a non-empty list")
+    if not rows or not isinstance(rows, list):
+        raise ConfigError(f"table '{table_id}': 'rows' must be a non-empty list")
+    columns = list(spec.get("columns") or [])
+    clash = [c for c in columns if c in TIDY_COLUMNS]
+    if clash:
+        raise ConfigError(f"table '{table_id}': column name '{clash[0]}' clashes with a tidy-table column")
+    ids = set()
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not row.get("row") or not row.get("run"):
+            raise ConfigError(f"table '{table_id}' row {i}: needs 'row' and 'run'")
+        if row["row"] in ids:
+            raise ConfigError(f"table '{table_id}': duplicate row id '{row['row']}'")
+        ids.add(row["row"])
+        cells = row.get("cells") or []
+        if len(cells) != len(columns):
+            raise ConfigError(f"table '{table_id}' row '{row['row']}': {len(cells)} cells for "
+                              f"{len(columns)} columns")
+
+
+def _paper_table_number(table_id: str) -> Optional[int]:
+    m = re.fullmatch(r"table(\d+)", str(table_id))
+    return int(m.group(1)) if m else None
+
+
+def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table: one row per (spec row x metric), in the spec's order (see :data:`TIDY_COLUMNS`)."""
+    _check_spec(table_id, table_spec)
+    columns = list(table_spec.get("columns") or [])
+    number = _paper_table_number(table_id)
+    paper_t = paper[paper["table"] == number] if number is not None else paper.iloc[0:0]
+    paper_lookup = {(r, m): v for r, m, v in zip(paper_t["row"], paper_t["metric"], paper_t["value"])}
+
+    out = []
+    for row in table_spec["rows"]:
+        run = row["run"]
+        run_df = metrics[metrics["run"] == run]
+        if run_df.empty:
+            raise DataError(f"table '{table_id}' row '{row['row']}': no metrics file for run '{run}' "
+                            f"(expected results/runs/{run}/seed<N>/metrics.json)")
+        sources = list(dict.fromkeys(run_df["source"]))
+        for metric in table_spec["metrics"]:
+            for source in sources:
+                if not ((run_df["source"] == source) & (run_df["metric"] == metric)).any():
+                    have = sorted(run_df.loc[run_df["source"] == source, "metric"])
+                    raise DataError(f"{source}: metric '{metric}' missing (table '{table_id}' needs it; "
+                                    f"file has: {', '.join(have) or 'none'})")
+            values = run_df.loc[run_df["metric"] == metric].sort_values("seed")["value"].astype(float)
+            n = int(len(values))
+            mean = float(values.mean())
+            std = float(values.std(ddof=1)) if n > 1 else math.nan
+            paper_value = paper_lookup.get((row["row"], metric), math.nan)
+            delta = round(mean - paper_value, 2) if not math.isnan(paper_value) else math.nan
+            rec = {
+                "table": table_id,
+                "row": row["row"],
+                "run": run,
+                "metric": metric,
+                "paper": float(paper_value),
+                "reproduced": round(mean, 4),
+                "reproduced_std": round(std, 4) if n > 1 else math.nan,
+                "n_seeds": n,
+                "delta": delta,
+            }
+            rec.update(dict(zip(columns, row.get("cells") or [])))
+            out.append(rec)
+    df = pd.DataFrame(out, columns=TIDY_COLUMNS + columns)
+    df["n_seeds"] = df["n_seeds"].astype("int64")
+    for col in ("paper", "reproduced", "reproduced_std", "delta"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- LaTeX
+
+
+def _latex_escape(text: str) -> str:
+    specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(specials.get(ch, ch) for ch in str(text))
+
+
+def metric_header(metric: str) -> str:
+    """LaTeX header of a metric: AP -> AP, AP75 -> AP$_{75}$, APs -> AP$_S$ ..."""
+    if metric in METRIC_HEADERS:
+        return METRIC_HEADERS[metric]
+    m = re.fullmatch(r"AP(\d+)", metric)
+    if m:
+        return f"AP$_{{{m.group(1)}}}$"
+    return _latex_escape(metric)
+
+
+def _decimals(values: Iterable[float]) -> int:
+    """Decimals to print a metric with: those of the paper's values (1 or 2), 1 without paper values."""
+    best = 1
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        frac = f"{float(v):.2f}".rstrip("0").split(".")[1]
+        best = max(best, len(frac))
+    return best
+
+
+def _seed_phrase(counts: Iterable[int]) -> str:
+    counts = sorted(set(int(c) for c in counts))
+    if not counts:
+        return "0 seeds"
+    if len(counts) == 1:
+        return f"{counts[0]} seed" + ("" if counts[0] == 1 else "s")
+    return f"{counts[0]}--{counts[-1]} seeds"
+
+
+def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
+    """A booktabs ``table`` in the paper's layout: descriptive columns, then Paper / Ours per metric."""
+    _check_spec(table_id, table_spec)
+    metrics = list(table_spec["metrics"])
+    columns = list(table_spec.get("columns") or [])
+    show_ids = not columns  # without descriptive columns the row ids label the rows
+    lead = ["Row"] if show_ids else columns
+    n_lead = len(lead)
+    cells = {(r, m): rec for r, m, rec in zip(tidy["row"], tidy["metric"], tidy.to_dict("records"))}
+    decimals = {m: _decimals(tidy.loc[tidy["metric"] == m, "paper"]) for m in metrics}
+
+    lines = [
+        "% generated by ld-repro (python -m ld_core table); needs \\usepackage{booktabs} (and amssymb for \\checkmark)",
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{str(table_spec.get('caption') or '').strip()} "
+        f"{OURS_NOTE.format(n=_seed_phrase(tidy['n_seeds']))}.}}",
+        f"\\label{{tab:{table_id}}}",
+        f"\\begin{{tabular}}{{{'c' * n_lead}{'cc' * len(metrics)}}}",
+        "\\toprule",
+    ]
+    head = [""] * n_lead + [f"\\multicolumn{{2}}{{c}}{{{metric_header(m)}}}" for m in metrics]
+    lines.append(" & ".join(head) + " \\\\")
+    rules = [f"\\cmidrule(lr){{{n_lead + 2 * i + 1}-{n_lead + 2 * i + 2}}}" for i in range(len(metrics))]
+    lines.append(" ".join(rules))
+    sub = lead + ["Paper", "Ours"] * len(metrics)
+    lines.append(" & ".join(sub) + " \\\\")
+    lines.append("\\midrule")
+    for row in table_spec["rows"]:
+        body = [_latex_escape(row["row"])] if show_ids else [str(c) for c in row.get("cells") or []]
+        for m in metrics:
+            rec = cells.get((row["row"], m))
+            if rec is None:
+                raise DataError(f"table '{table_id}': no value for row '{row['row']}', metric '{m}'")
+            d = decimals[m]
+            paper = rec["paper"]
+            body.append("--" if paper is None or math.isnan(paper) else f"{paper:.{d}f}")
+            ours = f"{rec['reproduced']:.{d}f}"
+            if int(rec["n_seeds"]) > 1 and not math.isnan(rec["reproduced_std"]):
+                ours += f" $\\pm$ {rec['reproduced_std']:.{d}f}"
+            body.append(ours)
+        lines.append(" & ".join(body) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- files + CLI
+
+
+def _table_spec(matrix_path, table_id: str) -> dict:
+    from .matrix import load_matrix
+
+    return load_matrix(matrix_path).table(table_id)
+
+
+def write_table(table_id, matrix_path, paper_csv, metrics_paths, csv_out, tex_out) -> pd.DataFrame:
+    """Build one table and write its CSV and TeX; on any failure neither file is created or changed."""
+    spec = _table_spec(matrix_path, table_id)
+    paper = load_paper_values(paper_csv)
+    metrics = load_metrics(metrics_paths)
+    tidy = build_table(table_id, spec, metrics, paper)
+    csv_text = tidy.to_csv(index=False, lineterminator="\n")
+    tex_text = render_latex(table_id, spec, tidy)
+
+    csv_out, tex_out = Path(csv_out), Path(tex_out)
+    if csv_out.resolve() == tex_out.resolve():
+        raise ConfigError(f"{csv_out}: the CSV and TeX outputs must be different files")
+    previous = csv_out.read_text() if csv_out.is_file() else None
+    atomic_write_text(csv_out, csv_text)
+    try:
+        atomic_write_text(tex_out, tex_text)
+    except BaseException as exc:
+        # roll the CSV back so the pair stays consistent
+        if previous is None:
+            csv_out.unlink(missing_ok=True)
+        else:
+            atomic_write_text(csv_out, previous)
+        if isinstance(exc, OSError):
+            raise DataError(f"{tex_out}: cannot write ({exc.strerror or _one_line(exc)})") from None
+        raise
+    return tidy
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", default="configs/experiments.yaml", help="experiment matrix (YAML)")
+    parser.add_argument("--table", required=True, help="table id of the matrix, e.g. table1")
+    parser.add_argument("--paper", default="configs/paper_tables.csv", help="the paper's numbers (CSV)")
+    parser.add_argument("--metrics", nargs="+", required=True, help="metrics.json files (one per run and seed)")
+    parser.add_argument("--csv", required=True, help="output: tidy CSV")
+    parser.add_argument("--tex", required=True, help="output: booktabs LaTeX table")
+
+
+def run(args: argparse.Namespace) -> int:
+    tidy = write_table(args.table, args.matrix, args.paper, args.metrics, args.csv, args.tex)
+    print(f"{args.table}: {tidy['row'].nunique()} rows x {tidy['metric'].nunique()} metrics "
+          f"-> {args.csv}, {args.tex}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ld_core.tables", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except LDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+# Evaluation: COCO AP of every trained run (student alone) on the validation split.
+
+rule evaluate:
+    input:
+        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+        data=dataset_inputs,
+    output:
+        f"{R}/runs/{{run}}/seed{{seed}}/metrics.json",
+    log:
+        f"{R}/runs/{{run}}/seed{{seed}}/evaluate.log",
+    threads: config["threads"]["evaluate"]
+    shell:
+        "{PY} -m ld_core evaluate --config {input.config} --checkpoint {input.checkpoint}"
+        " --out {output} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,15 @@
+# Tables: tidy CSV + booktabs LaTeX, the paper's numbers beside the reproduced ones.
+
+rule table:
+    input:
+        metrics=lambda wc: PIPE.table_metric_files(wc.table),
+        matrix=config["matrix"],
+        paper=config["paper_tables"],
+    output:
+        csv=f"{R}/tables/{{table}}.csv",
+        tex=f"{R}/tables/{{table}}.tex",
+    log:
+        f"{R}/logs/{{table}}.log",
+    shell:
+        "{PY} -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"
+        " --metrics {input.metrics} --csv {output.csv} --tex {output.tex} > {log} 2>&1"
