@@ -27,6 +27,8 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     data = json.loads(json.dumps(config))
+    if isinstance(data.get("seeds"), list):  # `--config seeds=[0,1,2]` arrives as strings
+        data["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in data["seeds"]]
     _fill_defaults(schema, data)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:

@@ -60,8 +60,11 @@ def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
             break
         time.sleep(0.5)
     assert proc.poll() is None, "the DAG finished before it could be interrupted:\n" + proc.stdout.read()[-3000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground process group
+    proc.wait(timeout=120)
+    for log in student_logs:  # an interrupted training left nothing that looks finished
+        ckpt = log.with_name("checkpoint.pth")
+        assert not ckpt.exists() or "[train]" in log.read_text(), f"{ckpt} exists but its training did not finish"
     teacher_mtime = teacher_ckpt.stat().st_mtime
 
     done = snakemake(tmp_path, "--cores", "2", *cfg, timeout=600)
