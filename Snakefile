@@ -1,7 +1,8 @@
-"""ld-repro: teachers -> students -> evaluation -> the LD supplement's tables.
+"""ld-repro: teachers -> students -> evaluation -> the LD supplement's tables, figures and scorecard.
 
     snakemake --cores all                       # embedded default (synthetic data, CPU)
     snakemake --cores all --config scale=paper data_root=/data/coco
+    snakemake --report results/report.html      # self-contained HTML report of a finished run
 """
 import sys
 
@@ -24,6 +25,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/scorecard.smk"
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -31,3 +36,5 @@ rule all:
     input:
         expand(f"{R}/tables/{{table}}.{{ext}}", table=config["tables"], ext=["csv", "tex"]),
         [f"{R}/runs/{run}/seed{seed}/metrics.json" for run, seed in PIPE.jobs()],
+        f"{R}/scorecard.csv",
+        [f"{R}/figures/figure1.png", f"{R}/figures/figure2.png"] if PIPE.figure_runs() else [],

@@ -13,6 +13,8 @@ COMMANDS = {
     "train": ("ld_core.train", "train one resolved config"),
     "evaluate": ("ld_core.evaluate", "COCO AP of a trained student"),
     "table": ("ld_core.tables", "render a paper table (CSV + LaTeX) from metrics"),
+    "figures": ("ld_core.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
+    "scorecard": ("ld_core.scorecard", "every paper cell and claim checked on the reproduced numbers"),
 }
 
 

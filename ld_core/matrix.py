@@ -15,6 +15,7 @@ DATASETS = ("coco",)
 RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "notes"}
 DISTILL_KEYS = {"ld", "gt_box_losses", "ld_weight", "temperature", "ld_normalize", "true_kl"}
 TABLE_KEYS = {"caption", "columns", "metrics", "rows"}
+FIGURE_KEYS = {"baseline", "ld"}
 ROW_KEYS = {"row", "run", "cells"}
 
 
@@ -47,6 +48,7 @@ class Matrix:
     path: Path
     runs: Dict[str, Run]
     tables: Dict[str, dict]
+    figures: Dict[str, str] = field(default_factory=dict)
 
     def run(self, run_id: str) -> Run:
         if run_id not in self.runs:
@@ -58,21 +60,20 @@ class Matrix:
             raise ConfigError(f"{self.path}: unknown table '{table_id}' (known: {', '.join(sorted(self.tables))})")
         return self.tables[table_id]
 
-    def runs_for_tables(self, table_ids: Iterable[str]) -> List[str]:
-        """Run ids needed by the tables, teachers included, each once, in declaration order."""
+    def runs_for_tables(self, table_ids: Iterable[str], extra_runs: Iterable[str] = ()) -> List[str]:
+        """Run ids needed by the tables (and ``extra_runs``), teachers included, each once, in declaration order."""
         needed = set()
-        for tid in table_ids:
-            for row in self.table(tid)["rows"]:
-                run_id = row["run"]
-                while run_id is not None and run_id not in needed:
-                    needed.add(run_id)
-                    run_id = self.runs[run_id].teacher
+        wanted = [row["run"] for tid in table_ids for row in self.table(tid)["rows"]] + list(extra_runs)
+        for run_id in wanted:
+            while run_id is not None and run_id not in needed:
+                needed.add(self.run(run_id).id)
+                run_id = self.runs[run_id].teacher
         return [r for r in self.runs if r in needed]
 
-    def jobs(self, table_ids: Iterable[str], seeds: Iterable[int]) -> List[Tuple[str, int]]:
-        """(run id, seed) pairs to train for the tables."""
+    def jobs(self, table_ids: Iterable[str], seeds: Iterable[int], extra_runs: Iterable[str] = ()) -> List[Tuple[str, int]]:
+        """(run id, seed) pairs to train for the tables (and ``extra_runs``)."""
         seeds = list(seeds)
-        return [(r, s) for r in self.runs_for_tables(table_ids) for s in self.runs[r].seeds(seeds)]
+        return [(r, s) for r in self.runs_for_tables(table_ids, extra_runs) for s in self.runs[r].seeds(seeds)]
 
     def teacher_of(self, run_id: str) -> Optional[Tuple[str, int]]:
         """(teacher run id, teacher seed) of a run, or None."""
@@ -124,7 +125,7 @@ def load_matrix(path: str | Path) -> Matrix:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{loc}") from None
-    _check_keys(str(path), raw or {}, {"runs", "tables"})
+    _check_keys(str(path), raw or {}, {"runs", "tables", "figures"})
     runs = {rid: _parse_run(path, rid, spec or {}) for rid, spec in (raw.get("runs") or {}).items()}
     for run in runs.values():
         if run.teacher is None:
@@ -146,4 +147,9 @@ def load_matrix(path: str | Path) -> Matrix:
             _check_keys(f"{path}: table '{tid}' row {i + 1}", row, ROW_KEYS)
             if row.get("run") not in runs:
                 raise ConfigError(f"{path}: table '{tid}' row '{row.get('row')}': unknown run '{row.get('run')}'")
-    return Matrix(path=path, runs=runs, tables=dict(tables))
+    figures = raw.get("figures") or {}
+    _check_keys(f"{path}: figures", figures, FIGURE_KEYS)
+    for key, run_id in figures.items():
+        if run_id not in runs:
+            raise ConfigError(f"{path}: figures.{key}: unknown run '{run_id}'")
+    return Matrix(path=path, runs=runs, tables=dict(tables), figures=dict(figures))

@@ -57,7 +57,9 @@ class Pipeline:
         return self.scale["data"]["kind"] == "synthetic"
 
     def jobs(self):
-        return self.matrix.jobs(self.config["tables"], self.config["seeds"])
+        """(run, seed) pairs to train and evaluate: the tables' runs and the figures' runs."""
+        extra = self.matrix.figures.values() if self.figure_runs() else ()
+        return self.matrix.jobs(self.config["tables"], self.config["seeds"], extra)
 
     def table_metric_files(self, table_id: str) -> list:
         files = []
@@ -65,6 +67,23 @@ class Pipeline:
             for seed in self.matrix.run(row["run"]).seeds(self.config["seeds"]):
                 files.append(f"{self.results}/runs/{row['run']}/seed{seed}/metrics.json")
         return list(dict.fromkeys(files))
+
+    def figure_runs(self) -> dict:
+        """{'baseline': run folder, 'ld': run folder} of the figures (first pipeline seed), or {} if none."""
+        if not self.config["figures"] or not self.matrix.figures:
+            return {}
+        out = {}
+        for role, run_id in self.matrix.figures.items():
+            seed = self.matrix.run(run_id).seeds(self.config["seeds"])[0]
+            out[role] = f"{self.results}/runs/{run_id}/seed{seed}"
+        return out
+
+    def val_annotations(self) -> tuple:
+        """(annotation file, image folder) of the validation split."""
+        from .mmdet_config import dataset_layout
+
+        layout = dataset_layout(self.scale, self.results, self.config["data_root"])
+        return str(Path(layout["root"]) / layout["val_ann"]), str(Path(layout["root"]) / layout["val_img"])
 
     def teacher_checkpoint(self, run_id: str) -> list:
         teacher = self.matrix.teacher_of(run_id)
@@ -81,7 +100,7 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
     """Validate the Snakemake config and load the matrix and scale profile it names."""
     basedir = Path(basedir).resolve()
     cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source)
-    for key in ("matrix", "paper_tables"):  # project files: relative to the repository, not the workdir
+    for key in ("matrix", "paper_tables", "claims"):  # project files: relative to the repository, not the workdir
         cfg[key] = str(basedir / cfg[key])
     matrix = load_matrix(cfg["matrix"])
     for table in cfg["tables"]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -30,9 +30,9 @@ def test_dry_run_of_default_dag_lists_every_job_once(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 1 dataset; 4 runs (teacher + 3 students) x (resolve, train, evaluate); 1 table; all
+    # 1 dataset; 4 runs (teacher + 3 students) x (resolve, train, evaluate); 1 table; figures; scorecard; all
     assert counts == {"all": 1, "evaluate": 4, "resolve_config": 4, "synthetic_dataset": 1, "table": 1,
-                      "train": 4, "total": 15}, out
+                      "figures": 1, "scorecard": 1, "train": 4, "total": 17}, out
 
 
 def test_dry_run_with_three_seeds_trains_the_teacher_once(tmp_path):
@@ -48,7 +48,7 @@ def test_bad_config_key_is_one_clear_line(tmp_path):
 
 
 def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
-    cfg = ["--config", "scale=tiny", "results=results"]
+    cfg = ["--config", "scale=tiny", "results=results", "seeds=[0,1]"]
     results = tmp_path / "results"
     proc = subprocess.Popen([*SNAKEMAKE, "--directory", str(tmp_path), "--cores", "2", *cfg],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -67,23 +67,33 @@ def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
         assert not ckpt.exists() or "[train]" in log.read_text(), f"{ckpt} exists but its training did not finish"
     teacher_mtime = teacher_ckpt.stat().st_mtime
 
-    done = snakemake(tmp_path, "--cores", "2", *cfg, timeout=600)
+    snakemake(tmp_path, "--cores", "2", *cfg, timeout=600)
     assert teacher_ckpt.stat().st_mtime == teacher_mtime, "the finished teacher was trained again"
     again = snakemake(tmp_path, "-n", "--cores", "2", *cfg)
     assert "Nothing to be done" in again.stdout + again.stderr
 
     table = pd.read_csv(results / "tables/table1.csv")
     assert list(table["row"].unique()) == ["gt-only", "ld-only", "ld+gt"]
+    assert (table["n_seeds"] == 2).all()
     assert set(table["metric"]) == {"AP", "AP75"}
     assert table["paper"].notna().all() and table["reproduced"].notna().all()
     tex = (results / "tables/table1.tex").read_text()
     assert "\\toprule" in tex and "35.8" in tex
-    for run, seed in [("gfl_r101_teacher", 1000), ("gfl_r18", 0), ("gfl_r18_ld_r101", 0), ("gfl_r18_ld_only_r101", 0)]:
+    for run, seed in [("gfl_r101_teacher", 1000), ("gfl_r18", 0), ("gfl_r18_ld_r101", 1), ("gfl_r18_ld_only_r101", 0)]:
         run_dir = results / "runs" / run / f"seed{seed}"
         for name in ("config.py", "checkpoint.pth", "train.log", "metrics.json"):
             assert (run_dir / name).is_file(), f"{run_dir / name} missing"
         metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         assert set(metrics) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    assert not (results / "runs/gfl_r101_teacher/seed0").exists(), "the fixed-seed teacher was trained per seed"
+    for name in ("figure1.png", "figure1.pdf", "figure2.png", "figure2.pdf", "table1_bars.png"):
+        assert (results / "figures" / name).stat().st_size > 1000, name
+    scorecard = pd.read_csv(results / "scorecard.csv")
+    assert {"cell", "claim"} <= set(scorecard["kind"])
+    report = tmp_path / "report.html"
+    snakemake(tmp_path, "--report", str(report), *cfg, timeout=300)
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 10000 and "figure1.png" in html and "table1.csv" in html
     # the resolved config reruns with plain mmdet/mmengine tools (student LD config incl. teacher)
     check = subprocess.run([sys.executable, "-c", (
         "import sys; from mmengine.config import Config; from mmengine.registry import init_default_scope;"

@@ -6,8 +6,10 @@ rule table:
         matrix=config["matrix"],
         paper=config["paper_tables"],
     output:
-        csv=f"{R}/tables/{{table}}.csv",
-        tex=f"{R}/tables/{{table}}.tex",
+        csv=report(f"{R}/tables/{{table}}.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="{table}"),
+        tex=report(f"{R}/tables/{{table}}.tex", caption="../report/latex.rst", category="Tables",
+                   subcategory="{table}"),
     log:
         f"{R}/logs/{{table}}.log",
     shell:
