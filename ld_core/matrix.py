@@ -5,9 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-import yaml
-
 from .errors import ConfigError
+from .io import load_yaml_file
 
 BACKBONES = {"R-18": 18, "R-34": 34, "R-50": 50, "R-101": 101}
 DETECTORS = ("gfl",)
@@ -117,14 +116,7 @@ def _parse_run(path: Path, run_id: str, spec: dict) -> Run:
 def load_matrix(path: str | Path) -> Matrix:
     """Parse and validate the matrix file; every problem is a one-line :class:`ConfigError`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: experiment matrix file does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{loc}") from None
+    raw = load_yaml_file(path, "experiment matrix file")
     _check_keys(str(path), raw or {}, {"runs", "tables", "figures"})
     runs = {rid: _parse_run(path, rid, spec or {}) for rid, spec in (raw.get("runs") or {}).items()}
     for run in runs.values():

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError
+from .io import load_yaml_file
 
 SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test"}
 
@@ -13,12 +12,9 @@ SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test
 def load_scale(path: str | Path) -> dict:
     """Load a scale profile; unknown top-level keys or a missing section are one-line errors."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: scale profile does not exist")
-    try:
-        scale = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: malformed YAML") from None
+    scale = load_yaml_file(path, "scale profile") or {}
+    if not isinstance(scale, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(scale).__name__}")
     unknown = sorted(set(scale) - SCALE_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(SCALE_KEYS))})")

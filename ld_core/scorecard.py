@@ -49,15 +49,13 @@ import argparse
 import io
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
-import yaml
 
-from .errors import ConfigError, DataError, LDError
-from .io import atomic_write_bytes, atomic_write_text
+from .errors import ConfigError, DataError
+from .io import atomic_write_bytes, atomic_write_text, load_yaml_file
 from .tables import TIDY_COLUMNS, load_paper_values
 
 NOT_RUN = "not run"
@@ -100,17 +98,7 @@ def load_claims(path) -> List[dict]:
     Any problem is a one-line :class:`ConfigError` naming the file (and the claim).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: claims file does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or _one_line(exc)
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read claims file ({_one_line(exc)})") from None
+    raw = load_yaml_file(path, "claims file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'claims' list, got {type(raw).__name__}")
     unknown = [k for k in raw if k != "claims"]
@@ -576,18 +564,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"scorecard: {_summary(claims)} -> {args.csv}, {args.md}"
           + (f", {args.plot_dir}/<table>_bars.png" if args.plot_dir else ""))
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ld_core.scorecard", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,13 +25,12 @@ import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
 import pandas as pd
 
-from .errors import ConfigError, DataError, LDError
+from .errors import ConfigError, DataError
 from .io import atomic_write_text
 
 TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta"]
@@ -376,18 +375,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.table}: {tidy['row'].nunique()} rows x {tidy['metric'].nunique()} metrics "
           f"-> {args.csv}, {args.tex}")
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ld_core.tables", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from ld_core.cli import main as cli_main
+
 from ld_core import scorecard, tables
 from ld_core.errors import ConfigError, DataError
 
@@ -208,7 +210,7 @@ def test_write_scorecard_outputs(tmp_path, capsys):
     csv = write_tidy(tmp_path / "tables" / "table1.csv",
                      table1_seeds([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], [36.5, 36.6, 36.7]))
     out_csv, out_md, plots = tmp_path / "out" / "scorecard.csv", tmp_path / "out" / "scorecard.md", tmp_path / "fig"
-    rc = scorecard.main(["--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(PAPER),
+    rc = cli_main(["scorecard", "--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(PAPER),
                          "--csv", str(out_csv), "--md", str(out_md), "--plot-dir", str(plots)])
     assert rc == 0
     n = len(scorecard.load_claims(CLAIMS))
@@ -321,7 +323,7 @@ def test_missing_claims_file_and_cli_error(tmp_path, capsys):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError, match="nope.yaml: claims file does not exist"):
         scorecard.load_claims(missing)
-    rc = scorecard.main(["--tables", str(tmp_path / "t.csv"), "--claims", str(missing), "--paper", str(PAPER),
+    rc = cli_main(["scorecard", "--tables", str(tmp_path / "t.csv"), "--claims", str(missing), "--paper", str(PAPER),
                          "--csv", str(tmp_path / "s.csv"), "--md", str(tmp_path / "s.md")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
