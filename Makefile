@@ -20,7 +20,7 @@ $(STAMP): scripts/setup_env.sh requirements.txt pyproject.toml
 	bash scripts/setup_env.sh
 
 dag: $(STAMP)  ## rule graph picture (needs graphviz's dot)
-	$(VENV)/bin/snakemake --rulegraph | dot -Tpng > docs/rulegraph.png
+	$(VENV)/bin/snakemake --rulegraph | dot -Tpng -Gdpi=80 > docs/rulegraph.png
 
 clean:  ## remove generated results (keeps the environment)
 	rm -rf results/data results/runs results/work results/tables results/logs .snakemake

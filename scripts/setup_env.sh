@@ -25,7 +25,7 @@ else
   $pip install torch==2.13.0
 fi
 # mmcv's setup.py and mmengine import pkg_resources (setuptools < 81); torch 2.13 needs >= 77.
-$pip install -q "setuptools>=77,<81" wheel ninja "numpy<2.3" packaging
+$pip install -q "setuptools>=77,<81" wheel ninja numpy packaging
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   echo "[setup] building mmcv 2.1.0 with ops from source (5-7 min on 2 cores; pip caches the wheel)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} $pip install --no-build-isolation mmcv==2.1.0
