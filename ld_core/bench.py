@@ -1,0 +1,386 @@
+"""Training-step benchmark: stock mmdet LD vs ours vs the plain GFL student, in one run.
+
+Usage::
+
+    python -m ld_core.bench train [--scale {embedded,paper,tiny}] [--image-size W H] [--batch B]
+                                  [--steps N] [--warmup W] [--device cuda|cpu] [--threads T]
+                                  [--gt-per-image K] [--seed S] [--out FILE.json]
+
+All variants are built from the same configs (``build_run_config`` of runs ``gfl_r18_ld_r101`` and
+``gfl_r101_teacher`` under ``configs/scales/<scale>.yaml``; model only, no dataset is read), start from one
+student state dict, distil from one random teacher saved as a tensor-only checkpoint, and train on one
+synthetic batch (B random uint8 images of W×H, K random GT boxes each). A step is what mmengine's Runner
+does per iteration: ``model.train_step`` = data preprocessor (host→device copy, normalise, pad) + forward +
+losses + backward + SGD step. The first step of every variant runs before any update, so its losses are
+comparable across variants.
+
+Variants (``VARIANTS``; a future ``fast`` entry is one more item there):
+  stock  mmdet ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` + ``KnowledgeDistillationKLDivLoss``
+  ours   ``LocalizationDistiller`` + ``LDGFLHead`` (``box_loss_normalize='ldhead'``, equal to stock)
+  plain  the GFL student without distillation (the baseline)
+
+JSON (``--out``) keys: ``device``, ``torch``, ``mmdet``, ``mmcv``, ``mmengine``, ``threads``,
+``cudnn_benchmark``, ``scale``, ``image_size`` [W, H], ``batch``, ``steps``, ``warmup``, ``gt_per_image``,
+``seed``, ``variants`` ({name: {images_per_s, median_step_s, step_times_s, peak_mem_gib (null on CPU),
+first_step_losses}}), ``ratio_ours_over_stock`` (images/s), ``ld_overhead`` ({stock, ours}: LD step time /
+plain step time), ``loss_check`` ({variant: {reference, rtol, atol, losses: {name: {reference, value,
+abs_diff, rel_diff}}, max_abs_diff, max_rel_diff, passed}}), ``passed``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from .errors import ConfigError, LDError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALES = ("embedded", "paper", "tiny")
+STUDENT_RUN, TEACHER_RUN = "gfl_r18_ld_r101", "gfl_r101_teacher"
+COMPARED_LOSSES = ("loss_cls", "loss_bbox", "loss_dfl", "loss_ld")
+RTOL, ATOL = 1e-4, 1e-6  # fp32
+SGD = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- configs
+def model_configs(scale_name: str, workdir: Path) -> dict:
+    """Student (distilled run) and teacher model configs of the scale; the teacher config file is written."""
+    from mmengine.config import Config
+
+    from .data.synthetic import CLASSES
+    from .matrix import load_matrix
+    from .mmdet_config import build_run_config, student_only
+    from .scale import load_scale
+
+    scale = load_scale(ROOT / "configs" / "scales" / f"{scale_name}.yaml")
+    matrix = load_matrix(ROOT / "configs" / "experiments.yaml")
+    common = dict(results_dir=workdir, classes=None if scale_name == "paper" else list(CLASSES),
+                  data_root=str(workdir))  # data paths are never read
+    teacher_run = matrix.run(TEACHER_RUN)
+    teacher = build_run_config(teacher_run, teacher_run.seed, scale, **common)["model"]
+    teacher_cfg_path = workdir / "teacher_config.py"
+    teacher_ckpt = workdir / "teacher.pth"
+    student = build_run_config(matrix.run(STUDENT_RUN), 0, scale, teacher_config=str(teacher_cfg_path),
+                               teacher_ckpt=str(teacher_ckpt), **common)
+    for model in (teacher, student["model"]):
+        model["backbone"].pop("init_cfg", None)  # random weights: never fetch ImageNet checkpoints
+    Config(dict(model=teacher)).dump(str(teacher_cfg_path))
+    return dict(scale=scale, student=student["model"], plain=student_only(student)["model"], teacher=teacher,
+                teacher_config=teacher_cfg_path, teacher_ckpt=teacher_ckpt)
+
+
+def stock_config(ours: dict) -> dict:
+    """mmdet's stock LD detector for the same student, teacher and LD settings."""
+    cfg = copy.deepcopy(ours)
+    cfg["type"] = "KnowledgeDistillationSingleStageDetector"
+    head = cfg["bbox_head"]
+    ld = head.pop("loss_ld")
+    head.pop("ld_normalize", None)  # stock LDHead divides the LD sum by 4 only, i.e. 'reference'
+    head.pop("box_loss_normalize", None)
+    head.update(type="LDHead", loss_ld=dict(type="KnowledgeDistillationKLDivLoss", loss_weight=ld["loss_weight"],
+                                            T=ld["T"]))
+    if ld.get("true_kl"):
+        raise ConfigError("stock LDHead has no true_kl option; the benchmark needs true_kl: false")
+    return cfg
+
+
+def ours_config(ours: dict) -> dict:
+    cfg = copy.deepcopy(ours)
+    cfg["bbox_head"]["box_loss_normalize"] = "ldhead"  # stock LDHead's GT-box normaliser: equal losses
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class Variant:
+    """One entry of the benchmark: how to get its model config from the shared configs."""
+
+    name: str
+    config: Callable[[dict], dict]
+    distilled: bool
+    rtol: float = RTOL
+    atol: float = ATOL
+
+
+VARIANTS: List[Variant] = [
+    Variant("stock", lambda c: stock_config(c["student"]), distilled=True),
+    Variant("ours", lambda c: ours_config(c["student"]), distilled=True),
+    Variant("plain", lambda c: copy.deepcopy(c["plain"]), distilled=False),
+]
+REFERENCE = "stock"  # the LD variant every other LD variant's first-step losses are checked against
+
+
+def build_variant(variant: Variant, configs: dict, student_state: dict, device: str):
+    """The variant's model on ``device``, in train mode, with the shared student weights."""
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(variant.config(configs))
+    model.load_state_dict(student_state, strict=True)  # teachers are not submodules: student keys only
+    model.to(device)
+    model.train()
+    return model
+
+
+def write_shared_weights(configs: dict, seed: int) -> dict:
+    """One random student state dict (returned) and one random teacher (tensor-only checkpoint)."""
+    import torch
+    from mmdet.registry import MODELS
+
+    from .teacher import save_tensor_checkpoint
+
+    torch.manual_seed(seed + 1)
+    save_tensor_checkpoint(MODELS.build(copy.deepcopy(configs["teacher"])), configs["teacher_ckpt"],
+                           {"run": TEACHER_RUN, "bench": True})
+    torch.manual_seed(seed)
+    student = MODELS.build(copy.deepcopy(configs["plain"]))
+    return {k: v.detach().clone() for k, v in student.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------------------------- batch
+def make_batch(batch: int, width: int, height: int, gt_per_image: int, num_classes: int, seed: int) -> dict:
+    """A collated (``pseudo_collate``-like) batch on the CPU: uint8 images + data samples with GT boxes."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    size = torch.tensor([width, height], dtype=torch.float32)
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g))
+        wh = (0.05 + 0.45 * torch.rand(gt_per_image, 2, generator=g)) * size
+        xy = torch.rand(gt_per_image, 2, generator=g) * (size - wh)
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             scale_factor=(1.0, 1.0), flip=False, flip_direction=None))
+        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], dim=1),
+                                           labels=torch.randint(0, num_classes, (gt_per_image,), generator=g))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+# ----------------------------------------------------------------------------------------------- timing
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_steps(model, batch: dict, device: str, warmup: int, steps: int) -> dict:
+    """Run warmup + steps training steps; step times (s), first-step losses and peak GPU memory."""
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), **SGD))
+    times, first = [], None
+    for i in range(warmup + steps):
+        _sync(device)
+        start = time.perf_counter()
+        log_vars = model.train_step(batch, optim)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+        if first is None:  # before any parameter update
+            first = {k: float(torch.as_tensor(v).detach()) for k, v in log_vars.items()}
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+    median = statistics.median(times)
+    return dict(images_per_s=len(batch["inputs"]) / median, median_step_s=median, step_times_s=times,
+                peak_mem_gib=peak, first_step_losses=first)
+
+
+def _release(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+# ------------------------------------------------------------------------------------------ loss checks
+def check_losses(reference: dict, other: dict, rtol: float, atol: float, reference_name: str) -> dict:
+    """First-step losses of an LD variant against the reference's: per loss diffs and PASS/FAIL."""
+    rows = {}
+    for name in COMPARED_LOSSES + ("loss",):
+        ref, val = reference[name], other[name]
+        diff = abs(val - ref)
+        rows[name] = dict(reference=ref, value=val, abs_diff=diff, rel_diff=diff / abs(ref) if ref else diff)
+    passed = all(r["abs_diff"] <= atol + rtol * abs(r["reference"]) for r in rows.values())
+    return dict(reference=reference_name, rtol=rtol, atol=atol, losses=rows,
+                max_abs_diff=max(r["abs_diff"] for r in rows.values()),
+                max_rel_diff=max(r["rel_diff"] for r in rows.values()), passed=passed)
+
+
+# ----------------------------------------------------------------------------------------- environment
+def environment(device: str) -> dict:
+    import mmcv
+    import mmdet
+    import mmengine
+    import torch
+
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        name = "CPU"
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return dict(device=f"{device}: {name}", torch=torch.__version__, mmdet=mmdet.__version__,
+                mmcv=mmcv.__version__, mmengine=mmengine.__version__, threads=torch.get_num_threads(),
+                cudnn_benchmark=bool(torch.backends.cudnn.benchmark))
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, batch: int = 2, steps: int = 10,
+                  warmup: int = 3, device: Optional[str] = None, threads: Optional[int] = None,
+                  gt_per_image: int = 12, seed: int = 0, variants: Optional[List[Variant]] = None) -> dict:
+    """Build, time and compare the variants; the result dict (see the module docstring for its keys)."""
+    import torch
+
+    device = check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image)
+    if threads:
+        from .threads import pin_threads
+
+        pin_threads(threads)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    import ld_core.models  # noqa: F401  (registers LocalizationDistiller, LDGFLHead, the LD loss)
+
+    variants = variants or VARIANTS
+    with tempfile.TemporaryDirectory(prefix="ld_bench_") as tmp:
+        configs = model_configs(scale, Path(tmp))
+        width, height = image_size or configs["scale"]["input_size"]
+        student_state = write_shared_weights(configs, seed)
+        data = make_batch(batch, width, height, gt_per_image, configs["plain"]["bbox_head"]["num_classes"], seed)
+        results = {}
+        for variant in variants:
+            _release(device)
+            model = build_variant(variant, configs, student_state, device)
+            results[variant.name] = time_steps(model, data, device, warmup, steps)
+            del model
+        _release(device)
+
+    by_name = {v.name: v for v in variants}
+    plain_step = results["plain"]["median_step_s"] if "plain" in results else None
+    overhead = {v.name: results[v.name]["median_step_s"] / plain_step
+                for v in variants if v.distilled and plain_step}
+    checks = {v.name: check_losses(results[REFERENCE]["first_step_losses"], results[v.name]["first_step_losses"],
+                                   v.rtol, v.atol, REFERENCE)
+              for v in variants if v.distilled and v.name != REFERENCE and REFERENCE in results}
+    ratio = (results["ours"]["images_per_s"] / results["stock"]["images_per_s"]
+             if "ours" in by_name and "stock" in by_name else None)
+    return dict(environment(device), scale=scale, image_size=[int(width), int(height)], batch=batch, steps=steps,
+                warmup=warmup, gt_per_image=gt_per_image, seed=seed, variants=results,
+                ratio_ours_over_stock=ratio, ld_overhead=overhead, loss_check=checks,
+                passed=all(c["passed"] for c in checks.values()))
+
+
+def check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image) -> str:
+    """One-line ``ConfigError`` on a bad argument; the device to use."""
+    import torch
+
+    if scale not in SCALES:
+        raise ConfigError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'")
+    if image_size is not None and (len(image_size) != 2 or min(image_size) < 32):
+        raise ConfigError(f"--image-size needs W H of at least 32 pixels each, got {list(image_size)}")
+    for flag, value, low in (("--batch", batch, 1), ("--steps", steps, 1), ("--warmup", warmup, 0),
+                             ("--gt-per-image", gt_per_image, 1)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available here (use --device cpu)")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ConfigError(f"--device must be cpu or cuda[:N], got '{device}'")
+    return device
+
+
+# ------------------------------------------------------------------------------------------------ report
+def format_report(res: dict) -> str:
+    """The human-readable tables."""
+    w, h = res["image_size"]
+    lines = [f"LD training-step benchmark: scale {res['scale']}, {w}x{h}, batch {res['batch']}, "
+             f"{res['gt_per_image']} GT/image, median of {res['steps']} steps after {res['warmup']} warm-up",
+             f"device {res['device']} | torch {res['torch']} | mmdet {res['mmdet']} | mmcv {res['mmcv']} | "
+             f"mmengine {res['mmengine']} | threads {res['threads']} | cudnn.benchmark {res['cudnn_benchmark']}",
+             "",
+             f"{'variant':<8} {'images/s':>10} {'step ms':>10} {'LD/plain':>9} {'peak GiB':>9}"]
+    for name, r in res["variants"].items():
+        over = res["ld_overhead"].get(name)
+        peak = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
+        lines.append(f"{name:<8} {r['images_per_s']:>10.2f} {1000 * r['median_step_s']:>10.1f} "
+                     f"{'' if over is None else f'{over:.3f}':>9} {peak:>9}")
+    if res["ratio_ours_over_stock"] is not None:
+        lines.append(f"ours/stock images/s: {res['ratio_ours_over_stock']:.3f}")
+    for name, check in res["loss_check"].items():
+        ref = check["reference"]
+        lines += ["", f"first-step losses (before any update): {name} vs {ref}",
+                  f"{'loss':<10} {ref:>14} {name:>14} {'abs diff':>10} {'rel diff':>10}"]
+        for loss, row in check["losses"].items():
+            lines.append(f"{loss:<10} {row['reference']:>14.7g} {row['value']:>14.7g} "
+                         f"{row['abs_diff']:>10.2e} {row['rel_diff']:>10.2e}")
+        verdict = "PASS" if check["passed"] else "FAIL"
+        lines.append(f"max abs diff {check['max_abs_diff']:.2e}, max rel diff {check['max_rel_diff']:.2e}: "
+                     f"{verdict} (|diff| <= {check['atol']:g} + {check['rtol']:g}*|{ref}|)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ command line
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage + error lines -> one ConfigError line
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ld_core.bench", description="Stock LD vs ours vs plain GFL: training speed.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="time training steps of the three variants")
+    train.add_argument("--scale", choices=SCALES, default="embedded", help="model sizes (configs/scales/<scale>.yaml)")
+    train.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="default: the scale's input_size")
+    train.add_argument("--batch", type=int, default=2)
+    train.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    train.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    train.add_argument("--device", help="cuda if available, else cpu")
+    train.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    train.add_argument("--gt-per-image", type=int, default=12)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", help="also write the results as JSON")
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        res = run_benchmark(scale=args.scale, image_size=args.image_size, batch=args.batch, steps=args.steps,
+                            warmup=args.warmup, device=args.device, threads=args.threads,
+                            gt_per_image=args.gt_per_image, seed=args.seed)
+        print(format_report(res))
+        if args.out:
+            from .io import atomic_write_json
+
+            atomic_write_json(args.out, res)
+            print(f"[bench] wrote {args.out}")
+    except LDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if res["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
