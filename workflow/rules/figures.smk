@@ -24,4 +24,4 @@ rule figures:
         "{PY} -m ld_core figures --baseline-config {input.baseline_config}"
         " --baseline-checkpoint {input.baseline_checkpoint} --ld-config {input.ld_config}"
         " --ld-checkpoint {input.ld_checkpoint} --ann {VAL_ANN} --img-dir {VAL_IMG}"
-        " --out-dir {R}/figures > {log} 2>&1"
+        " --out-dir {R}/figures --threads {threads} > {log} 2>&1"
