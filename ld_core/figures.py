@@ -34,9 +34,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import io
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .io import atomic_write_files
 
 MODEL_NAMES = ("GFocal", "LD")
 FIG_WIDTH_IN = 3.4          # one paper column
@@ -390,9 +390,9 @@ def make_figures(baseline_config, baseline_checkpoint, ld_config, ld_checkpoint,
     n_inf = len(dets)
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     targets = {f"{stem}_{ext}": out / f"{stem}.{ext}" for stem in ("figure1", "figure2") for ext in ("png", "pdf")}
-    tmps: dict[str, Path] = {}
+    targets["json"] = out / "figures.json"
+    files = {}
     t0 = time.time()
     try:
         with plt.rc_context({"font.size": FONT_PT, "pdf.fonttype": 42, "ps.fonttype": 42,
@@ -403,36 +403,25 @@ def make_figures(baseline_config, baseline_checkpoint, ld_config, ld_checkpoint,
                                            score_thr, nms_ious)
             for stem, fig in (("figure1", fig1), ("figure2", fig2)):
                 for ext in ("png", "pdf"):
-                    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.{ext}.", suffix=".tmp")
-                    os.close(fd)
-                    tmps[f"{stem}_{ext}"] = Path(tmp)
-                    fig.savefig(tmp, format=ext, dpi=DPI)
-                plt.close(fig)
-        timings["render_s"] = round(time.time() - t0, 2)
-        timings["per_inference_s"] = round(timings["inference_s"] / max(n_inf, 1), 3)
-        summary = dict(
-            score_thr=float(score_thr), nms_ious=list(nms_ious), default_nms_iou=default_iou,
-            selection=f"first images by id with >= {MIN_GT} non-crowd ground-truth objects",
-            models={"GFocal": dict(config=str(baseline_config), checkpoint=str(baseline_checkpoint)),
-                    "LD": dict(config=str(ld_config), checkpoint=str(ld_checkpoint))},
-            figure1=dict(image_ids=[i["id"] for i in fig1_imgs], panels=counts1,
-                         caption=caption_fig1(score_thr, _nms_desc(default_iou))),
-            figure2=dict(image_ids=[i["id"] for i in fig2_imgs], panels=counts2,
-                         caption=caption_fig2(score_thr, nms_ious)),
-            timings=timings)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=".figures.json.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(summary, indent=2) + "\n")
-        tmps["json"] = Path(tmp)
-        targets["json"] = out / "figures.json"
-        for key, tmp in tmps.items():
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, targets[key])
-    except BaseException:
-        for tmp in tmps.values():
-            tmp.unlink(missing_ok=True)
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format=ext, dpi=DPI)
+                    files[targets[f"{stem}_{ext}"]] = buf.getvalue()
+    finally:
         plt.close("all")
-        raise
+    timings["render_s"] = round(time.time() - t0, 2)
+    timings["per_inference_s"] = round(timings["inference_s"] / max(n_inf, 1), 3)
+    summary = dict(
+        score_thr=float(score_thr), nms_ious=list(nms_ious), default_nms_iou=default_iou,
+        selection=f"first images by id with >= {MIN_GT} non-crowd ground-truth objects",
+        models={"GFocal": dict(config=str(baseline_config), checkpoint=str(baseline_checkpoint)),
+                "LD": dict(config=str(ld_config), checkpoint=str(ld_checkpoint))},
+        figure1=dict(image_ids=[i["id"] for i in fig1_imgs], panels=counts1,
+                     caption=caption_fig1(score_thr, _nms_desc(default_iou))),
+        figure2=dict(image_ids=[i["id"] for i in fig2_imgs], panels=counts2,
+                     caption=caption_fig2(score_thr, nms_ious)),
+        timings=timings)
+    files[targets["json"]] = json.dumps(summary, indent=2) + "\n"
+    atomic_write_files(files)
     return {key: str(path) for key, path in targets.items()}
 
 

@@ -58,3 +58,32 @@ def load_yaml_file(path: str | os.PathLike, what: str) -> Any:
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read {what} ({' '.join(str(exc).split())})") from None
+
+
+def atomic_write_files(outputs: dict) -> None:
+    """Write several files ({path: str | bytes}) as a unit: each atomically, and if one fails the ones
+    already written are restored (or removed), so no mix of old and new outputs remains.
+    A filesystem error becomes a one-line ``DataError`` naming the file."""
+    from .errors import DataError
+
+    done = []
+    path = None
+    try:
+        for path, data in outputs.items():
+            path = Path(path)
+            previous = path.read_bytes() if path.is_file() else None
+            atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+            done.append((path, previous))
+    except BaseException as exc:
+        for written, previous in reversed(done):
+            try:
+                if previous is None:
+                    written.unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(written, previous)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            reason = exc.strerror or " ".join(str(exc).split())
+            raise DataError(f"{getattr(exc, 'filename', None) or path}: cannot write ({reason})") from None
+        raise

@@ -55,7 +55,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .io import atomic_write_bytes, atomic_write_text, load_yaml_file
+from .io import atomic_write_bytes, atomic_write_files, load_yaml_file
 from .tables import TIDY_COLUMNS, load_paper_values
 
 NOT_RUN = "not run"
@@ -500,32 +500,6 @@ def plot_table(tidy: pd.DataFrame, out_png) -> Path:
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
-def _write_all(outputs: Dict[Path, "str | bytes"]) -> None:
-    """Write every file atomically; if one fails, restore the ones already written (nothing partial remains)."""
-    done: List[Tuple[Path, Optional[bytes]]] = []
-    try:
-        for path, data in outputs.items():
-            previous = path.read_bytes() if path.is_file() else None
-            if isinstance(data, str):
-                atomic_write_text(path, data)
-            else:
-                atomic_write_bytes(path, data)
-            done.append((path, previous))
-    except BaseException as exc:
-        for path, previous in reversed(done):
-            try:
-                if previous is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    atomic_write_bytes(path, previous)
-            except OSError:
-                pass
-        if isinstance(exc, OSError):
-            raise DataError(f"{getattr(exc, 'filename', None) or path}: cannot write "
-                            f"({exc.strerror or _one_line(exc)})") from None
-        raise
-
-
 def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None) -> None:
     """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table.
 
@@ -546,7 +520,7 @@ def _write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_d
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved):
         raise ConfigError(f"{csv_out}: the scorecard outputs (CSV, Markdown, plots) must be different files")
-    _write_all(outputs)
+    atomic_write_files(outputs)
     return claims
 
 

@@ -31,7 +31,7 @@ from typing import Iterable, List, Optional, Tuple
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .io import atomic_write_text
+from .io import atomic_write_files
 
 TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta"]
 PAPER_REQUIRED = ("table", "row", "metric", "value")
@@ -345,19 +345,7 @@ def write_table(table_id, matrix_path, paper_csv, metrics_paths, csv_out, tex_ou
     csv_out, tex_out = Path(csv_out), Path(tex_out)
     if csv_out.resolve() == tex_out.resolve():
         raise ConfigError(f"{csv_out}: the CSV and TeX outputs must be different files")
-    previous = csv_out.read_text() if csv_out.is_file() else None
-    atomic_write_text(csv_out, csv_text)
-    try:
-        atomic_write_text(tex_out, tex_text)
-    except BaseException as exc:
-        # roll the CSV back so the pair stays consistent
-        if previous is None:
-            csv_out.unlink(missing_ok=True)
-        else:
-            atomic_write_text(csv_out, previous)
-        if isinstance(exc, OSError):
-            raise DataError(f"{tex_out}: cannot write ({exc.strerror or _one_line(exc)})") from None
-        raise
+    atomic_write_files({csv_out: csv_text, tex_out: tex_text})
     return tidy
 
 

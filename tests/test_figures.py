@@ -208,4 +208,4 @@ def test_failure_while_saving_leaves_no_partial_files(setup, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", flaky)
     with pytest.raises(OSError, match="disk full"):
         make_figures(*_args(setup, out), num_images_fig1=1, num_images_fig2=1, score_thr=0.5)
-    assert list(out.iterdir()) == []
+    assert not out.exists() or list(out.iterdir()) == []  # nothing partial: rendering fails before any write
