@@ -22,8 +22,10 @@ R = PIPE.results
 PY = sys.executable
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/checks.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/profile.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/scorecard.smk"

@@ -80,6 +80,7 @@ def stock_config(ours: dict) -> dict:
     """mmdet's stock LD detector for the same student, teacher and LD settings."""
     cfg = copy.deepcopy(ours)
     cfg["type"] = "KnowledgeDistillationSingleStageDetector"
+    cfg.pop("student_type", None)
     head = cfg["bbox_head"]
     ld = head.pop("loss_ld")
     head.pop("ld_normalize", None)  # stock LDHead divides the LD sum by 4 only, i.e. 'reference'
@@ -258,7 +259,7 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
-    import ld_core.models  # noqa: F401  (registers LocalizationDistiller, LDGFLHead, the LD loss)
+    import ld_core.models  # noqa: F401 pyflakes  (registers LocalizationDistiller, LDGFLHead, the LD loss)
 
     variants = variants or VARIANTS
     with tempfile.TemporaryDirectory(prefix="ld_bench_") as tmp:

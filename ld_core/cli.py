@@ -9,9 +9,13 @@ from .errors import LDError
 
 COMMANDS = {
     "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
+    "check-data": ("ld_core.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
     "resolve": ("ld_core.resolve", "write the mmdet config of one run/seed of the matrix"),
     "train": ("ld_core.train", "train one resolved config"),
-    "evaluate": ("ld_core.evaluate", "COCO AP of a trained student"),
+    "evaluate": ("ld_core.evaluate", "COCO AP / VOC mAPs of a trained student"),
+    "profile": ("ld_core.profile_run", "Table 3 columns of a run: params, GFLOPs (paper architecture), FPS"),
+    "complexity": ("ld_core.complexity", "params and GFLOPs of a detector at the paper's R-50-FPN, 1280x800"),
+    "fps": ("ld_core.fps", "inference FPS of a trained student (batch 1, test pipeline incl. NMS)"),
     "table": ("ld_core.tables", "render a paper table (CSV + LaTeX) from metrics"),
     "figures": ("ld_core.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
     "scorecard": ("ld_core.scorecard", "every paper cell and claim checked on the reproduced numbers"),

@@ -1,4 +1,4 @@
-"""`ld_core evaluate`: COCO AP (pycocotools via mmdet's CocoMetric) of a trained student."""
+"""`ld_core evaluate`: COCO AP (pycocotools via mmdet's CocoMetric) or VOC mAPs (VOCMetric) of a trained student."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .io import atomic_write_json
+from .mmdet_config import VOC_IOU_THRS
 from .threads import pin_threads
 
 COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",
@@ -32,6 +33,23 @@ def coco_metrics(raw: dict) -> dict:
     return out
 
 
+def voc_metrics(raw: dict) -> dict:
+    """mmdet's VOCMetric (``pascal_voc/mAP`` over IoU 0.50:0.05:0.95, ``pascal_voc/APxx`` per IoU) -> percent.
+
+    ``AP`` is the mean of the ten per-IoU mAPs (the supplement's Table 4 "AP"); every per-IoU value is kept
+    (AP50, AP55, ..., AP95). No detection at all is an AP of 0.
+    """
+    if not raw:
+        return {"AP": 0.0, **{f"AP{int(round(t * 100))}": 0.0 for t in VOC_IOU_THRS}}
+    if "pascal_voc/mAP" not in raw:
+        raise ConfigError(f"evaluation returned no 'pascal_voc/mAP' (got: {', '.join(raw)})")
+    out = {"AP": round(100.0 * float(raw["pascal_voc/mAP"]), 2)}
+    for t in VOC_IOU_THRS:
+        key = f"AP{int(round(t * 100))}"
+        out[key] = round(100.0 * float(raw[f"pascal_voc/{key}"]), 2)
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True)
@@ -44,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from .data.validate import validate_coco
+    from .data.dataset_config import validate_dataset_config
     from .mmdet_config import student_only
 
     for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
@@ -53,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = Config.fromfile(args.config)
     meta = dict(cfg.get("ld_repro", {}))
     cfg = Config(student_only(cfg.to_dict()))
-    ds = cfg.test_dataloader.dataset
-    validate_coco(Path(ds.data_root) / ds.ann_file, Path(ds.data_root) / ds.data_prefix.img)
+    validate_dataset_config(cfg.test_dataloader.dataset.to_dict())
+    dataset = meta.get("dataset", "coco")
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         cfg.pop(key, None)
     cfg.load_from = str(Path(args.checkpoint).resolve())
@@ -62,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ld-eval-") as work:
         cfg.work_dir = work
         raw = Runner.from_cfg(cfg).test()
-    result = dict(run=meta.get("run"), seed=meta.get("seed"), dataset="coco", split="val",
-                  metrics=coco_metrics(raw), eval_seconds=round(time.time() - start, 1))
+    metrics = voc_metrics(raw) if dataset == "voc" else coco_metrics(raw)
+    result = dict(run=meta.get("run"), seed=meta.get("seed"), dataset=dataset, split="val" if dataset == "coco" else "test",
+                  metrics=metrics, eval_seconds=round(time.time() - start, 1))
     if not raw:
         result["note"] = "no detection above the score threshold: AP reported as 0"
     atomic_write_json(args.out, result)

@@ -5,15 +5,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from .detector_heads import DETECTORS, DISTILL_KEYS
 from .errors import ConfigError
 from .io import load_yaml_file
 
-BACKBONES = {"R-18": 18, "R-34": 34, "R-50": 50, "R-101": 101}
-DETECTORS = ("gfl",)
-DATASETS = ("coco",)
-RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "notes"}
-DISTILL_KEYS = {"ld", "gt_box_losses", "ld_weight", "temperature", "ld_normalize", "true_kl"}
-TABLE_KEYS = {"caption", "columns", "metrics", "rows"}
+# backbone name -> ResNet/ResNeXt settings (DCN: mmdet's GFocal DCN configs, deformable convs in the listed stages)
+BACKBONES = {
+    "R-18": dict(depth=18),
+    "R-34": dict(depth=34),
+    "R-50": dict(depth=50),
+    "R-101": dict(depth=101),
+    "R-101-DCN": dict(depth=101, dcn_stages=(False, True, True, True)),
+    "X-101-32x4d-DCN": dict(depth=101, groups=32, base_width=4, dcn_stages=(False, False, True, True)),
+}
+DATASETS = ("coco", "voc")
+RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "distribution", "notes"}
+LD_MODES = ("main", "full")
+TABLE_KEYS = {"caption", "columns", "metrics", "rows", "seeds", "paper_metrics"}
 FIGURE_KEYS = {"baseline", "ld"}
 ROW_KEYS = {"row", "run", "cells"}
 
@@ -29,11 +37,18 @@ class Run:
     schedule: str
     seed: Optional[int] = None
     teacher: Optional[str] = None
+    teacher_seed: Optional[int] = None  # Self-LD: another seed of a run (else the teacher run's fixed seed)
     distill: dict = field(default_factory=dict)
+    distribution: bool = True  # box branch predicts a general distribution (always for gfl)
 
     @property
     def depth(self) -> int:
-        return BACKBONES[self.backbone]
+        return BACKBONES[self.backbone]["depth"]
+
+    @property
+    def arch(self) -> dict:
+        """ResNet/ResNeXt settings of the backbone (depth, groups, base_width, dcn_stages)."""
+        return dict(BACKBONES[self.backbone])
 
     def seeds(self, pipeline_seeds: Iterable[int]) -> List[int]:
         """The seeds this run is trained with."""
@@ -59,25 +74,39 @@ class Matrix:
             raise ConfigError(f"{self.path}: unknown table '{table_id}' (known: {', '.join(sorted(self.tables))})")
         return self.tables[table_id]
 
-    def runs_for_tables(self, table_ids: Iterable[str], extra_runs: Iterable[str] = ()) -> List[str]:
-        """Run ids needed by the tables (and ``extra_runs``), teachers included, each once, in declaration order."""
-        needed = set()
-        wanted = [row["run"] for tid in table_ids for row in self.table(tid)["rows"]] + list(extra_runs)
-        for run_id in wanted:
-            while run_id is not None and run_id not in needed:
-                needed.add(self.run(run_id).id)
-                run_id = self.runs[run_id].teacher
-        return [r for r in self.runs if r in needed]
+    def table_seeds(self, table_id: str, pool: Iterable[int]) -> List[int]:
+        """The pipeline seeds a table uses: the first ``seeds:`` of the pool (all of it when not set)."""
+        pool = list(pool)
+        n = self.table(table_id).get("seeds")
+        return pool[:n] if n else pool
+
+    def row_jobs(self, table_id: str, pool: Iterable[int]) -> List[Tuple[str, int]]:
+        """(run, seed) pairs whose metrics fill the table's rows."""
+        seeds = self.table_seeds(table_id, pool)
+        pairs = [(row["run"], s) for row in self.table(table_id)["rows"] for s in self.run(row["run"]).seeds(seeds)]
+        return list(dict.fromkeys(pairs))
 
     def jobs(self, table_ids: Iterable[str], seeds: Iterable[int], extra_runs: Iterable[str] = ()) -> List[Tuple[str, int]]:
-        """(run id, seed) pairs to train for the tables (and ``extra_runs``)."""
+        """(run id, seed) pairs to train for the tables (and ``extra_runs`` at the first seed), teachers included,
+        each once, in declaration order."""
         seeds = list(seeds)
-        return [(r, s) for r in self.runs_for_tables(table_ids, extra_runs) for s in self.runs[r].seeds(seeds)]
+        wanted = [pair for tid in table_ids for pair in self.row_jobs(tid, seeds)]
+        wanted += [(r, s) for r in extra_runs for s in self.run(r).seeds(seeds[:1])]
+        needed = set()
+        for pair in wanted:
+            while pair is not None and pair not in needed:
+                needed.add(pair)
+                pair = self.teacher_of(pair[0])
+        order = {r: i for i, r in enumerate(self.runs)}
+        return sorted(needed, key=lambda p: (order[p[0]], p[1]))
 
     def teacher_of(self, run_id: str) -> Optional[Tuple[str, int]]:
         """(teacher run id, teacher seed) of a run, or None."""
-        teacher = self.run(run_id).teacher
-        return None if teacher is None else (teacher, self.runs[teacher].seed)
+        run = self.run(run_id)
+        if run.teacher is None:
+            return None
+        seed = run.teacher_seed if run.teacher_seed is not None else self.runs[run.teacher].seed
+        return run.teacher, seed
 
 
 def _check_keys(where: str, mapping: dict, allowed: set) -> None:
@@ -102,15 +131,31 @@ def _parse_run(path: Path, run_id: str, spec: dict) -> Run:
         raise ConfigError(f"{where}: dataset '{spec['dataset']}' not supported (supported: {', '.join(DATASETS)})")
     distill = spec.get("distill") or {}
     _check_keys(f"{where}: distill", distill, DISTILL_KEYS)
-    if distill.get("ld", "main") != "main":
-        raise ConfigError(f"{where}: distill.ld must be 'main', got '{distill.get('ld')}'")
-    if spec.get("teacher") is None and distill:
+    if distill.get("ld", "main") not in LD_MODES:
+        raise ConfigError(f"{where}: distill.ld must be one of {', '.join(LD_MODES)}, got '{distill.get('ld')}'")
+    teacher, teacher_seed = spec.get("teacher"), None
+    if isinstance(teacher, dict):  # Self-LD: {run: <id>, seed: <another seed of that run>}
+        _check_keys(f"{where}: teacher", teacher, {"run", "seed"})
+        teacher, teacher_seed = teacher.get("run"), teacher.get("seed")
+        if not isinstance(teacher_seed, int) or isinstance(teacher_seed, bool):
+            raise ConfigError(f"{where}: teacher.seed must be an integer, got {teacher_seed!r}")
+    if teacher is not None and not isinstance(teacher, str):
+        raise ConfigError(f"{where}: teacher must be a run id or {{run: <id>, seed: <n>}}, got {teacher!r}")
+    if teacher is None and distill:
         raise ConfigError(f"{where}: distill settings given but no teacher")
     seed = spec.get("seed")
-    if seed is not None and not isinstance(seed, int):
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ConfigError(f"{where}: seed must be an integer, got {seed!r}")
+    distribution = spec.get("distribution", True)
+    if not isinstance(distribution, bool):
+        raise ConfigError(f"{where}: distribution must be true or false, got {distribution!r}")
+    if spec["detector"] == "gfl" and not distribution:
+        raise ConfigError(f"{where}: a GFocal head always predicts a distribution (distribution: false is invalid)")
+    if teacher is not None and not distribution:
+        raise ConfigError(f"{where}: LD needs a distribution box branch (distribution: false with a teacher)")
     return Run(id=run_id, detector=spec["detector"], backbone=spec["backbone"], dataset=spec["dataset"],
-               schedule=str(spec["schedule"]), seed=seed, teacher=spec.get("teacher"), distill=dict(distill))
+               schedule=str(spec["schedule"]), seed=seed, teacher=teacher, teacher_seed=teacher_seed,
+               distill=dict(distill), distribution=distribution)
 
 
 def load_matrix(path: str | Path) -> Matrix:
@@ -127,14 +172,27 @@ def load_matrix(path: str | Path) -> Matrix:
         teacher = runs[run.teacher]
         if teacher.teacher is not None:
             raise ConfigError(f"{path}: run '{run.id}': teacher '{teacher.id}' is itself distilled")
-        if teacher.seed is None:
-            raise ConfigError(f"{path}: run '{teacher.id}' is used as a teacher and needs a fixed 'seed'")
+        if run.teacher_seed is None and teacher.seed is None:
+            raise ConfigError(f"{path}: run '{teacher.id}' is used as a teacher and needs a fixed 'seed' "
+                              f"(or name the seed: teacher: {{run: {teacher.id}, seed: <n>}})")
+        if run.teacher_seed is not None and teacher.seed is not None and run.teacher_seed != teacher.seed:
+            raise ConfigError(f"{path}: run '{run.id}': teacher '{teacher.id}' has the fixed seed {teacher.seed}, "
+                              f"not {run.teacher_seed}")
+        if not teacher.distribution:
+            raise ConfigError(f"{path}: run '{run.id}': teacher '{teacher.id}' has no distribution box branch")
+        if teacher.dataset != run.dataset or teacher.detector != run.detector:
+            raise ConfigError(f"{path}: run '{run.id}': teacher '{teacher.id}' is a {teacher.detector} on "
+                              f"{teacher.dataset}, the student a {run.detector} on {run.dataset}")
     tables = raw.get("tables") or {}
     for tid, spec in tables.items():
         _check_keys(f"{path}: table '{tid}'", spec, TABLE_KEYS)
         for key in ("metrics", "rows"):
             if not spec.get(key):
                 raise ConfigError(f"{path}: table '{tid}': missing key '{key}'")
+        n = spec.get("seeds")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ConfigError(f"{path}: table '{tid}': seeds must be a positive integer (how many pipeline "
+                              f"seeds the table uses), got {n!r}")
         for i, row in enumerate(spec["rows"]):
             _check_keys(f"{path}: table '{tid}' row {i + 1}", row, ROW_KEYS)
             if row.get("run") not in runs:

@@ -9,6 +9,7 @@ import copy
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .detector_heads import detector_parts, student_head
 from .errors import ConfigError
 from .matrix import Run
 
@@ -16,8 +17,23 @@ IMG_NORM = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr
 FPN_IN = {18: [64, 128, 256, 512], 34: [64, 128, 256, 512], 50: [256, 512, 1024, 2048], 101: [256, 512, 1024, 2048]}
 
 
+VOC_IOU_THRS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+
+
+def voc_layout(scale: dict, results_dir: str | Path, voc_root: Optional[str]) -> dict:
+    """VOCdevkit root and the (year, split) lists of the train and test sets for the profile's VOC data."""
+    if scale["data"]["kind"] == "synthetic":
+        root = Path(results_dir).resolve() / "data" / "synthetic" / "VOCdevkit"
+        return dict(root=str(root), train=[("VOC2007", "trainval")], test=[("VOC2007", "test")])
+    if not voc_root:
+        raise ConfigError(f"{scale['path']}: VOC runs at the '{scale['name']}' scale need `voc_root` (the VOCdevkit "
+                          "folder holding VOC2007 and VOC2012) in the pipeline config, e.g. --config voc_root=/data/VOCdevkit")
+    return dict(root=str(Path(voc_root).resolve()), train=[("VOC2007", "trainval"), ("VOC2012", "trainval")],
+                test=[("VOC2007", "test")])
+
+
 def dataset_layout(scale: dict, results_dir: str | Path, data_root: Optional[str]) -> dict:
-    """Absolute paths of the train/val annotation files and image folders for the profile's dataset."""
+    """Absolute paths of the train/val annotation files and image folders for the profile's COCO-style dataset."""
     kind = scale["data"]["kind"]
     if kind == "synthetic":
         root = Path(results_dir).resolve() / "data" / "synthetic" / "coco"
@@ -32,42 +48,50 @@ def dataset_layout(scale: dict, results_dir: str | Path, data_root: Optional[str
     raise ConfigError(f"{scale['path']}: unknown data kind '{kind}'")
 
 
+def pretrained_name(run: Run) -> str:
+    """File stem of the ImageNet weights of a backbone: resnet50, resnext101_32x4d (mmdet's open-mmlab names)."""
+    arch = run.arch
+    return f"resnext{arch['depth']}_32x4d" if arch.get("groups") else f"resnet{arch['depth']}"
+
+
 def _backbone(run: Run, scale: dict, pretrained_dir: Optional[str]) -> dict:
     m = scale["model"]
-    cfg = dict(type="ResNet", depth=run.depth, num_stages=4, out_indices=(0, 1, 2, 3),
-               base_channels=m["backbone_base_channels"], norm_cfg=dict(type="BN", requires_grad=True),
-               style="pytorch")
+    arch, base = run.arch, m["backbone_base_channels"]
+    cfg = dict(type="ResNet", depth=arch["depth"], num_stages=4, out_indices=(0, 1, 2, 3),
+               base_channels=base, norm_cfg=dict(type="BN", requires_grad=True), style="pytorch")
+    if arch.get("groups"):  # ResNeXt: cardinality scales with the width so that width/planes stays 2 as in 32x4d
+        cfg.update(type="ResNeXt", groups=max(1, arch["groups"] * base // 64), base_width=arch["base_width"])
+    if arch.get("dcn_stages"):
+        dcn_type = {"mmcv": "DCN", "torch": "DCNTorch"}[m.get("dcn_impl", "mmcv")]  # see ld_core/ops/deform_conv.py
+        cfg.update(dcn=dict(type=dcn_type, deform_groups=1, fallback_on_stride=False),
+                   stage_with_dcn=tuple(arch["dcn_stages"]))
     if m["pretrained"]:
-        ckpt = (str(Path(pretrained_dir) / f"resnet{run.depth}.pth") if pretrained_dir
-                else f"torchvision://resnet{run.depth}")
+        name = pretrained_name(run)
+        torchvision = {"resnet18", "resnet34", "resnet50", "resnet101"}
+        ckpt = (str(Path(pretrained_dir) / f"{name}.pth") if pretrained_dir
+                else (f"torchvision://{name}" if name in torchvision else f"open-mmlab://{name}"))
         cfg.update(frozen_stages=1, norm_eval=True, init_cfg=dict(type="Pretrained", checkpoint=ckpt))
     else:
         cfg.update(frozen_stages=-1, norm_eval=False)
     return cfg
 
 
-def _gfl_head(num_classes: int, scale: dict, run: Run) -> dict:
-    m = scale["model"]
-    head = dict(
-        type="GFLHead", num_classes=num_classes, in_channels=m["neck_channels"],
-        stacked_convs=m["head_stacked_convs"], feat_channels=m["head_feat_channels"],
-        norm_cfg=dict(type="GN", num_groups=m["head_norm_groups"], requires_grad=True),
-        anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=m.get("anchor_scale", 8),
-                              scales_per_octave=1,
-                              strides=[8, 16, 32, 64, 128]),
-        loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
-        loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25), reg_max=16,
-        loss_bbox=dict(type="GIoULoss", loss_weight=2.0))
-    if run.teacher is not None:
-        d = run.distill
-        head["type"] = "LDGFLHead"
-        head["loss_ld"] = dict(type="LocalizationDistillationLoss", loss_weight=d.get("ld_weight", 0.25),
-                               T=d.get("temperature", 10), true_kl=d.get("true_kl", False))
-        head["ld_normalize"] = d.get("ld_normalize", "reference")
-        if not d.get("gt_box_losses", True):  # Individual LD: L_reg and L_DFL disabled (weight 0)
-            head["loss_bbox"]["loss_weight"] = 0.0
-            head["loss_dfl"]["loss_weight"] = 0.0
-    return head
+def _scale_ld_to_images_per_batch(head: dict, scale: dict) -> None:
+    """Keep the reference LD normalisation's per-image strength when a profile trains more images per batch.
+
+    The reference Main LD (and VLR LD) is a *sum* over the batch's positives divided by a constant, so its
+    magnitude grows with the images per GPU; the published weights were tuned at 2 images/GPU (upstream
+    warns to keep <= 3). A profile with ``train.ld_reference_images: 2`` and ``batch_size: B`` multiplies those
+    weights by 2 / B (1 at the paper's 2 images/GPU).
+    """
+    ref = scale["train"].get("ld_reference_images")
+    if not ref:
+        return
+    factor = float(ref) / float(scale["train"]["batch_size"])
+    if "loss_ld" in head and head.get("ld_normalize", "reference") == "reference":
+        head["loss_ld"]["loss_weight"] = head["loss_ld"]["loss_weight"] * factor
+    if "loss_ld_vlr" in head:
+        head["loss_ld_vlr"]["loss_weight"] = head["loss_ld_vlr"]["loss_weight"] * factor
 
 
 def _schedule(run: Run, scale: dict) -> tuple[dict, list]:
@@ -98,32 +122,9 @@ def _pipelines(scale: dict) -> tuple[list, list]:
     return train, test
 
 
-def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Path, classes: Optional[Sequence[str]],
-                     data_root: Optional[str] = None, pretrained_dir: Optional[str] = None,
-                     teacher_config: Optional[str] = None, teacher_ckpt: Optional[str] = None) -> dict:
-    """The mmdet config (as a dict) of one run and seed."""
-    if (run.teacher is None) != (teacher_config is None):
-        raise ConfigError(f"run '{run.id}': teacher config must be given exactly when the run has a teacher")
+def _coco_datasets(scale, results_dir, data_root, metainfo, train_pipeline, test_pipeline):
+    """(train dataset, test dataset, evaluator) configs of a COCO-style run."""
     layout = dataset_layout(scale, results_dir, data_root)
-    num_classes = len(classes) if classes else 80
-    metainfo = dict(classes=tuple(classes)) if classes else None
-    t, te = scale["train"], scale["test"]
-    loop, schedulers = _schedule(run, scale)
-    train_pipeline, test_pipeline = _pipelines(scale)
-
-    model = dict(
-        type="GFL",
-        data_preprocessor=dict(type="DetDataPreprocessor", pad_size_divisor=32, **IMG_NORM),
-        backbone=_backbone(run, scale, pretrained_dir),
-        neck=dict(type="FPN", in_channels=[c * scale["model"]["backbone_base_channels"] // 64 for c in FPN_IN[run.depth]],
-                  out_channels=scale["model"]["neck_channels"], start_level=1, add_extra_convs="on_output", num_outs=5),
-        bbox_head=_gfl_head(num_classes, scale, run),
-        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=te["nms_pre"], min_bbox_size=0, score_thr=te["score_thr"],
-                      nms=dict(type="nms", iou_threshold=te["nms_iou"]), max_per_img=te["max_per_img"]))
-    if run.teacher is not None:
-        model.update(type="LocalizationDistiller", teacher_config=str(teacher_config),
-                     teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt))
 
     def dataset(ann, img, pipeline, test_mode):
         ds = dict(type="CocoDataset", data_root=layout["root"], ann_file=ann, data_prefix=dict(img=img),
@@ -134,20 +135,93 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
             ds["metainfo"] = metainfo
         return ds
 
+    evaluator = dict(type="CocoMetric", ann_file=str(Path(layout["root"]) / layout["val_ann"]), metric="bbox",
+                     format_only=False)
+    return (dataset(layout["train_ann"], layout["train_img"], train_pipeline, False),
+            dataset(layout["val_ann"], layout["val_img"], test_pipeline, True), evaluator)
+
+
+def _voc_datasets(scale, results_dir, voc_root, metainfo, run, train_pipeline, test_pipeline):
+    """(train dataset, test dataset, evaluator) configs of a VOC run: mmdet's VOCDataset and VOCMetric.
+
+    Training concatenates the layout's trainval sets (07+12 at paper scale) and repeats them
+    ``dataset_repeat`` times per epoch when the schedule says so (the authors' VOC config: 3).
+    The metric is the VOC07 mAP at IoU 0.50:0.05:0.95 (11-point by default, ``test.voc_eval_mode``).
+    """
+    layout = voc_layout(scale, results_dir, voc_root)
+
+    def dataset(year, split, pipeline, test_mode):
+        ds = dict(type="VOCDataset", data_root=layout["root"], ann_file=f"{year}/ImageSets/Main/{split}.txt",
+                  data_prefix=dict(sub_data_root=f"{year}/"), pipeline=pipeline, test_mode=test_mode)
+        if not test_mode:
+            ds["filter_cfg"] = dict(filter_empty_gt=True, min_size=1, bbox_min_size=1)
+        if metainfo:
+            ds["metainfo"] = metainfo
+        return ds
+
+    parts = [dataset(y, sp, train_pipeline, False) for y, sp in layout["train"]]
+    train = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
+    repeat = scale["schedules"][run.schedule].get("dataset_repeat", 1)
+    if repeat > 1:
+        train = dict(type="RepeatDataset", times=int(repeat), dataset=train)
+    (year, split), = layout["test"]
+    evaluator = dict(type="VOCMetric", metric="mAP", iou_thrs=list(VOC_IOU_THRS),
+                     eval_mode=scale["test"].get("voc_eval_mode", "11points"))
+    return train, dataset(year, split, test_pipeline, True), evaluator
+
+
+def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Path, classes: Optional[Sequence[str]],
+                     data_root: Optional[str] = None, pretrained_dir: Optional[str] = None,
+                     voc_root: Optional[str] = None,
+                     teacher_config: Optional[str] = None, teacher_ckpt: Optional[str] = None) -> dict:
+    """The mmdet config (as a dict) of one run and seed."""
+    if (run.teacher is None) != (teacher_config is None):
+        raise ConfigError(f"run '{run.id}': teacher config must be given exactly when the run has a teacher")
+    num_classes = len(classes) if classes else 80
+    metainfo = dict(classes=tuple(classes)) if classes else None
+    t, te = scale["train"], scale["test"]
+    loop, schedulers = _schedule(run, scale)
+    train_pipeline, test_pipeline = _pipelines(scale)
+
+    parts = detector_parts(run.detector, num_classes, scale["model"], distribution=run.distribution,
+                           distill=run.distill if run.teacher is not None else None)
+    _scale_ld_to_images_per_batch(parts["bbox_head"], scale)
+    neck = dict(type="FPN", in_channels=[c * scale["model"]["backbone_base_channels"] // 64 for c in FPN_IN[run.depth]],
+                out_channels=scale["model"]["neck_channels"], start_level=1, add_extra_convs="on_output", num_outs=5)
+    neck.update(parts.get("neck") or {})
+    model = dict(
+        type=parts["type"],
+        data_preprocessor=dict(type="DetDataPreprocessor", pad_size_divisor=32, **IMG_NORM),
+        backbone=_backbone(run, scale, pretrained_dir),
+        neck=neck,
+        bbox_head=parts["bbox_head"],
+        train_cfg=parts["train_cfg"],
+        test_cfg=dict(nms_pre=te["nms_pre"], min_bbox_size=0, score_thr=te["score_thr"],
+                      nms=dict(type="nms", iou_threshold=te["nms_iou"]), max_per_img=te["max_per_img"]))
+    if run.teacher is not None:
+        model.update(type="LocalizationDistiller", student_type=parts["type"], teacher_config=str(teacher_config),
+                     teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt))
+
+    if run.dataset == "voc":
+        train_set, test_set, evaluator = _voc_datasets(scale, results_dir, voc_root, metainfo, run,
+                                                       train_pipeline, test_pipeline)
+    else:
+        train_set, test_set, evaluator = _coco_datasets(scale, results_dir, data_root, metainfo,
+                                                        train_pipeline, test_pipeline)
+
     sampler = dict(type="InfiniteSampler", shuffle=True) if t["loop"] == "iter" else dict(type="DefaultSampler", shuffle=True)
     workers = t["num_workers"]
     cfg = dict(
-        custom_imports=dict(imports=["ld_core.models"], allow_failed_imports=False),
+        custom_imports=dict(imports=["ld_core.models", "ld_core.ops"], allow_failed_imports=False),
         default_scope="mmdet",
         model=model,
         train_dataloader=dict(batch_size=t["batch_size"], num_workers=workers, persistent_workers=workers > 0,
                               sampler=sampler, batch_sampler=dict(type="AspectRatioBatchSampler"),
-                              dataset=dataset(layout["train_ann"], layout["train_img"], train_pipeline, False)),
+                              dataset=train_set),
         test_dataloader=dict(batch_size=te["batch_size"], num_workers=workers, persistent_workers=workers > 0,
                              drop_last=False, sampler=dict(type="DefaultSampler", shuffle=False),
-                             dataset=dataset(layout["val_ann"], layout["val_img"], test_pipeline, True)),
-        test_evaluator=dict(type="CocoMetric", ann_file=str(Path(layout["root"]) / layout["val_ann"]),
-                            metric="bbox", format_only=False),
+                             dataset=test_set),
+        test_evaluator=evaluator,
         test_cfg=dict(type="TestLoop"),
         train_cfg=loop,
         optim_wrapper=dict(type="OptimWrapper",
@@ -172,23 +246,20 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         load_from=None,
         resume=False,
         randomness=dict(seed=int(seed), deterministic=False),
-        ld_repro=dict(run=run.id, seed=int(seed), scale=scale["name"], backbone=run.backbone,
+        ld_repro=dict(run=run.id, seed=int(seed), scale=scale["name"], backbone=run.backbone, dataset=run.dataset,
+                      detector=run.detector, distribution=run.distribution,
                       teacher=run.teacher, distill=dict(run.distill)),
     )
     return cfg
 
 
 def student_only(cfg: dict) -> dict:
-    """The plain-mmdet student of a (possibly distilled) config: GFL + GFLHead, no teacher loaded."""
+    """The plain-mmdet student of a (possibly distilled) config: its detector and plain head, no teacher."""
     cfg = copy.deepcopy(cfg)
     model = cfg["model"]
     if model.get("type") == "LocalizationDistiller":
-        model["type"] = "GFL"
+        model["type"] = model.pop("student_type", "GFL")
         model.pop("teacher_config", None)
         model.pop("teacher_ckpt", None)
-    head = model["bbox_head"]
-    if head.get("type") == "LDGFLHead":
-        head["type"] = "GFLHead"
-        head.pop("loss_ld", None)
-        head.pop("ld_normalize", None)
+    model["bbox_head"] = student_head(model["bbox_head"])
     return cfg

@@ -13,6 +13,10 @@ from .matrix import Matrix, load_matrix
 from .scale import load_scale
 
 
+COMPLEXITY_METRICS = {"params_M", "GFLOPs", "FPS"}
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def _fill_defaults(schema: dict, data: dict) -> None:
     for key, sub in schema.get("properties", {}).items():
         if key not in data and "default" in sub:
@@ -29,6 +33,9 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
     data = json.loads(json.dumps(config))
     if isinstance(data.get("seeds"), list):  # `--config seeds=[0,1,2]` arrives as strings
         data["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in data["seeds"]]
+    for key, sub in schema.get("properties", {}).items():  # `--config figures=false` arrives as a string
+        if sub.get("type") == "boolean" and isinstance(data.get(key), str) and data[key].lower() in BOOL_WORDS:
+            data[key] = BOOL_WORDS[data[key].lower()]
     _fill_defaults(schema, data)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
@@ -62,11 +69,12 @@ class Pipeline:
         return self.matrix.jobs(self.config["tables"], self.config["seeds"], extra)
 
     def table_metric_files(self, table_id: str) -> list:
-        files = []
-        for row in self.matrix.table(table_id)["rows"]:
-            for seed in self.matrix.run(row["run"]).seeds(self.config["seeds"]):
-                files.append(f"{self.results}/runs/{row['run']}/seed{seed}/metrics.json")
-        return list(dict.fromkeys(files))
+        """metrics.json of every (run, seed) of the table's rows (+ complexity.json where it shows params/FPS)."""
+        names = ["metrics.json"]
+        if set(self.matrix.table(table_id)["metrics"]) & COMPLEXITY_METRICS:
+            names.append("complexity.json")
+        return [f"{self.results}/runs/{run}/seed{seed}/{name}"
+                for run, seed in self.matrix.row_jobs(table_id, self.config["seeds"]) for name in names]
 
     def figure_runs(self) -> dict:
         """{'baseline': run folder, 'ld': run folder} of the figures (first pipeline seed), or {} if none."""
@@ -92,7 +100,7 @@ class Pipeline:
     def resolve_params(self, run_id: str, seed: int) -> str:
         """What the resolved config of (run, seed) depends on, as a string (Snakemake's params trigger)."""
         run = self.matrix.run(run_id)
-        keys = {k: self.config[k] for k in ("data_root", "pretrained_dir", "results")}
+        keys = {k: self.config[k] for k in ("data_root", "voc_root", "pretrained_dir", "results")}
         return json.dumps(dict(run=run.__dict__, seed=seed, scale=self.scale, **keys), sort_keys=True, default=str)
 
 
@@ -107,11 +115,15 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
         matrix.table(table)
     scale_path = basedir / "configs" / "scales" / f"{cfg['scale']}.yaml"
     scale = load_scale(scale_path)
-    if scale["data"]["kind"] == "coco":
-        root: Optional[str] = cfg["data_root"]
-        if not root:
-            raise ConfigError(f"{source}: scale '{cfg['scale']}' needs data_root (the COCO folder), "
-                              "e.g. --config data_root=/data/coco")
-        if not Path(root).is_dir():
-            raise ConfigError(f"{root}: data_root does not exist")
+    if scale["data"]["kind"] != "synthetic":  # the user's datasets: only those the selected runs need
+        datasets = {matrix.run(r).dataset for r, _ in matrix.jobs(cfg["tables"], cfg["seeds"])}
+        for dataset, key, what in (("coco", "data_root", "the COCO folder"), ("voc", "voc_root", "the VOCdevkit folder")):
+            if dataset not in datasets:
+                continue
+            root: Optional[str] = cfg[key]
+            if not root:
+                raise ConfigError(f"{source}: scale '{cfg['scale']}' needs {key} ({what}) for the {dataset} runs "
+                                  f"of tables {', '.join(cfg['tables'])}, e.g. --config {key}=/data/{dataset}")
+            if not Path(root).is_dir():
+                raise ConfigError(f"{root}: {key} does not exist")
     return Pipeline(config=cfg, matrix=matrix, scale=scale, scale_path=scale_path, results=cfg["results"])

@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--pretrained-dir", default=None)
+    parser.add_argument("--voc-root", default=None)
     parser.add_argument("--out", required=True)
 
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         tdir = run_dir(args.results, *teacher).resolve()
         teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
     cfg = build_run_config(run_, args.seed, scale, results_dir=args.results, classes=dataset_classes(scale),
-                           data_root=args.data_root, pretrained_dir=args.pretrained_dir,
+                           data_root=args.data_root, pretrained_dir=args.pretrained_dir, voc_root=args.voc_root,
                            teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
     atomic_write_text(args.out, config_text(cfg))
     print(f"[resolve] {run_.id} seed {args.seed} ({scale['name']}) -> {args.out}")

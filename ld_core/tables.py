@@ -48,6 +48,7 @@ METRIC_HEADERS = {
     "params_M": "Params (M)",
     "GFLOPs": "GFLOPs",
     "FPS_2080Ti": "FPS (2080Ti)",
+    "FPS": "FPS",
 }
 OURS_NOTE = "Paper: the published value; Ours: reproduced by ld-repro (mean $\\pm$ std over {n})"
 
@@ -133,26 +134,31 @@ def _load_one_metrics(path: Path) -> Tuple[str, int, List[dict]]:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise DataError(f"{path}: metric '{name}' must be a finite number, got {value!r}")
-        rows.append({"run": run, "seed": seed, "metric": str(name), "value": float(value), "source": str(path)})
+        rows.append({"run": run, "seed": seed, "metric": str(name), "value": float(value), "source": str(path),
+                     "device": raw.get("device_name")})
     return run, seed, rows
 
 
 def load_metrics(paths: Iterable) -> pd.DataFrame:
-    """Per-run metrics files -> one row per (run, seed, metric) with columns run, seed, metric, value, source.
+    """Per-run metrics files -> one row per (run, seed, metric): run, seed, metric, value, source, device.
 
-    ``source`` is the file the value came from (used to name it in later errors). Two files for the same
-    (run, seed) are a :class:`DataError`.
+    ``source`` is the file the value came from (used to name it in later errors); ``device`` the file's
+    ``device_name`` (speed measurements), else None. Several files may describe one (run, seed), but a metric
+    given twice for the same (run, seed) is a :class:`DataError`.
     """
     rows: List[dict] = []
     seen = {}
     for p in paths:
         path = Path(p)
         run, seed, file_rows = _load_one_metrics(path)
-        if (run, seed) in seen:
-            raise DataError(f"{path}: run '{run}' seed {seed} already given by {seen[(run, seed)]}")
-        seen[(run, seed)] = path
+        for rec in file_rows:  # several files may describe one (run, seed), e.g. metrics.json + complexity.json
+            key = (run, seed, rec["metric"])
+            if key in seen:
+                raise DataError(f"{path}: metric '{rec['metric']}' of run '{run}' seed {seed} already given by "
+                                f"{seen[key]}")
+            seen[key] = path
         rows.extend(file_rows)
-    df = pd.DataFrame(rows, columns=["run", "seed", "metric", "value", "source"])
+    df = pd.DataFrame(rows, columns=["run", "seed", "metric", "value", "source", "device"])
     df["seed"] = df["seed"].astype("int64")
     df["value"] = df["value"].astype("float64")
     return df
@@ -198,6 +204,8 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
     number = _paper_table_number(table_id)
     paper_t = paper[paper["table"] == number] if number is not None else paper.iloc[0:0]
     paper_lookup = {(r, m): v for r, m, v in zip(paper_t["row"], paper_t["metric"], paper_t["value"])}
+    aliases = dict(table_spec.get("paper_metrics") or {})  # our metric -> the paper's (e.g. FPS -> FPS_2080Ti)
+    with_device = "device" in metrics.columns and metrics["device"].notna().any()
 
     out = []
     for row in table_spec["rows"]:
@@ -206,19 +214,21 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
         if run_df.empty:
             raise DataError(f"table '{table_id}' row '{row['row']}': no metrics file for run '{run}' "
                             f"(expected results/runs/{run}/seed<N>/metrics.json)")
-        sources = list(dict.fromkeys(run_df["source"]))
+        seeds = list(dict.fromkeys(run_df["seed"]))
         for metric in table_spec["metrics"]:
-            for source in sources:
-                if not ((run_df["source"] == source) & (run_df["metric"] == metric)).any():
-                    have = sorted(run_df.loc[run_df["source"] == source, "metric"])
-                    raise DataError(f"{source}: metric '{metric}' missing (table '{table_id}' needs it; "
-                                    f"file has: {', '.join(have) or 'none'})")
+            for seed in seeds:  # every seed needs every metric, from one of its files
+                seed_df = run_df[run_df["seed"] == seed]
+                if not (seed_df["metric"] == metric).any():
+                    files = list(dict.fromkeys(seed_df["source"]))
+                    raise DataError(f"{', '.join(files)}: metric '{metric}' missing (table '{table_id}' needs "
+                                    f"it; file has: {', '.join(sorted(seed_df['metric'])) or 'none'})")
             values = run_df.loc[run_df["metric"] == metric].sort_values("seed")["value"].astype(float)
             n = int(len(values))
             mean = float(values.mean())
             std = float(values.std(ddof=1)) if n > 1 else math.nan
-            paper_value = paper_lookup.get((row["row"], metric), math.nan)
-            delta = round(mean - paper_value, 2) if not math.isnan(paper_value) else math.nan
+            paper_value = paper_lookup.get((row["row"], aliases.get(metric, metric)), math.nan)
+            comparable = metric not in aliases  # another device/protocol: shown beside ours, no delta
+            delta = round(mean - paper_value, 2) if comparable and not math.isnan(paper_value) else math.nan
             rec = {
                 "table": table_id,
                 "row": row["row"],
@@ -231,8 +241,13 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
                 "delta": delta,
             }
             rec.update(dict(zip(columns, row.get("cells") or [])))
+            if with_device and metric in aliases:  # the device of device-dependent metrics (FPS)
+                devices = run_df.loc[run_df["metric"] == metric, "device"].dropna()
+                rec["device"] = "; ".join(dict.fromkeys(devices)) if len(devices) else ""
+            elif with_device:
+                rec["device"] = ""
             out.append(rec)
-    df = pd.DataFrame(out, columns=TIDY_COLUMNS + columns)
+    df = pd.DataFrame(out, columns=TIDY_COLUMNS + columns + (["device"] if with_device else []))
     df["n_seeds"] = df["n_seeds"].astype("int64")
     for col in ("paper", "reproduced", "reproduced_std", "delta"):
         df[col] = df[col].astype("float64")
@@ -289,12 +304,19 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
     cells = {(r, m): rec for r, m, rec in zip(tidy["row"], tidy["metric"], tidy.to_dict("records"))}
     decimals = {m: _decimals(tidy.loc[tidy["metric"] == m, "paper"]) for m in metrics}
 
+    aliases = dict(table_spec.get("paper_metrics") or {})
+    notes = [f"{metric_header(m)}: Paper on {metric_header(a).split('(')[-1].rstrip(')')}" +
+             (f", Ours on {_latex_escape(dev)}" if dev else "")
+             for m, a in aliases.items() if m in metrics
+             for dev in ["; ".join(dict.fromkeys(d for d in tidy.get("device", pd.Series(dtype=str))
+                                                 [tidy["metric"] == m] if isinstance(d, str) and d))]]
+    device_note = (" " + "; ".join(notes) + ".") if notes else ""
     lines = [
         "% generated by ld-repro (python -m ld_core table); needs \\usepackage{booktabs} (and amssymb for \\checkmark)",
         "\\begin{table}[t]",
         "\\centering",
         f"\\caption{{{str(table_spec.get('caption') or '').strip()} "
-        f"{OURS_NOTE.format(n=_seed_phrase(tidy['n_seeds']))}.}}",
+        f"{OURS_NOTE.format(n=_seed_phrase(tidy['n_seeds']))}.{device_note}}}",
         f"\\label{{tab:{table_id}}}",
         f"\\begin{{tabular}}{{{'c' * n_lead}{'cc' * len(metrics)}}}",
         "\\toprule",

@@ -1,23 +1,41 @@
-"""`ld_core train`: train one resolved config with mmengine's Runner; save a tensor-only checkpoint."""
+"""`ld_core train`: train one resolved config with mmengine's Runner; save a tensor-only checkpoint.
+
+- Device and processes come from the job's GPUs (``--gpus``, see :mod:`ld_core.launch`): N > 1 GPUs
+  re-execute this command under torchrun (one DDP process per GPU, mmengine ``launcher='pytorch'``).
+- Resumable: the work dir (``results/work/<run>/seed<k>``, not a rule output) keeps mmengine's checkpoints,
+  and a rerun of the same config (a Snakemake retry after a time limit, preemption, a crash) resumes from
+  its ``last_checkpoint`` (mmengine ``resume=True``). A work dir written for another config is cleared
+  first. torch >= 2.6 loads them with ``weights_only=True``: exactly the non-tensor types mmengine stores
+  are allow-listed (:func:`allow_mmengine_checkpoint_globals`), never ``weights_only=False``.
+- The final tensor-only checkpoint (the rule's output) is written atomically by rank 0 at the end.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import pickle
+import shlex
+import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from .errors import ConfigError
 from .threads import pin_threads
 
+CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its checkpoints belong to
+NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                "float16", "float32", "float64")  # of the numpy arrays/scalars in mmengine's message hub
+
 
 def check_run_inputs(cfg, config_path: str) -> None:
     """Fail before training on missing/malformed data or an incompatible teacher (one-line errors)."""
-    from .data.validate import validate_coco
+    from .data.dataset_config import validate_dataset_config
     from .teacher import check_teacher_compat
 
     for loader in ("train_dataloader", "test_dataloader"):
-        ds = cfg[loader]["dataset"]
-        root = Path(ds["data_root"])
-        validate_coco(root / ds["ann_file"], root / ds["data_prefix"]["img"])
+        validate_dataset_config(cfg[loader]["dataset"])
     model = cfg["model"]
     if model.get("type") == "LocalizationDistiller":
         from mmengine.config import Config
@@ -34,7 +52,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="resolved mmdet config (config.py)")
     parser.add_argument("--checkpoint", required=True, help="where to write the tensor-only checkpoint")
     parser.add_argument("--work-dir", required=True, help="mmengine scratch folder (logs, resumable checkpoints)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per training process")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs granted to the job (the rule passes resources.gpu): 0 = mmengine's default "
+                             "device, N > 1 = N torchrun processes; CPU with a warning when CUDA is unavailable")
+    parser.add_argument("--procs", type=int, default=None,
+                        help="force this many processes (default: one per GPU); without GPUs: CPU + gloo")
+    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none",
+                        help=argparse.SUPPRESS)  # set by the torchrun re-launch for its child processes
+
+
+def _history_buffer_statistic(obj, name: str):
+    """``builtins.getattr`` as mmengine checkpoints use it: the message hub's HistoryBuffers pickle their
+    statistics methods as ``getattr(HistoryBuffer, 'mean')``. Only those attributes, nothing else."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    allowed = {"min", "max", "current", "mean", *HistoryBuffer._statistics_methods}  # built-ins + registered
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for attribute {name!r} of a {type(obj).__name__}: "
+                                 "only HistoryBuffer statistics are allowed")
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow-list for ``torch.load(weights_only=True)`` exactly the non-tensor globals of mmengine's resumable
+    checkpoints: numpy arrays, scalars and numeric dtypes (the message hub's logs, under numpy 1 and 2 module
+    names), mmengine's ``HistoryBuffer`` and the restricted ``getattr`` above."""
+    import importlib
+
+    import numpy as np
+    import torch
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    name = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+    multiarray = importlib.import_module(name)
+    safe = [np.ndarray, np.dtype, HistoryBuffer, (_history_buffer_statistic, "builtins.getattr")]
+    safe += sorted({type(np.dtype(t)) for t in NUMPY_DTYPES}, key=str)  # numpy >= 1.25: one class per dtype
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # checkpoints of numpy 2 and numpy 1
+        safe += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
+    torch.serialization.add_safe_globals(safe)
+
+
+def _checkpoint_files(work_dir: Path) -> list:
+    return [p for p in [work_dir / "last_checkpoint", *work_dir.glob("iter_*.pth"), *work_dir.glob("epoch_*.pth")]
+            if p.is_file()]
+
+
+def prepare_work_dir(work_dir: str | Path, config_path: str | Path) -> Optional[Path]:
+    """Make ``work_dir`` resumable for this config; return the checkpoint training will resume from (or None).
+
+    mmengine resumes from the checkpoint named in ``work_dir/last_checkpoint``. Checkpoints written for a
+    different config (the stamp differs, or there is none: the run was re-resolved, or predates resuming)
+    would continue another experiment: they are removed and training starts from scratch.
+    """
+    from .io import atomic_write_text
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
+    stamp = work_dir / CONFIG_STAMP
+    stale = _checkpoint_files(work_dir)
+    if stale and (not stamp.is_file() or stamp.read_text().strip() != digest):
+        for path in stale:
+            path.unlink()
+        print(f"[train] {work_dir}: removed {len(stale)} checkpoint file(s) of another config; training from scratch",
+              flush=True)
+    atomic_write_text(stamp, digest + "\n")
+    last = work_dir / "last_checkpoint"
+    if last.is_file():
+        ckpt = Path(last.read_text().strip())
+        return ckpt if ckpt.is_file() else None
+    return None
+
+
+def lr_scaling_line(cfg, world_size: int) -> Optional[str]:
+    """mmengine's auto_scale_lr made explicit: lr x (world size x batch per process) / base batch."""
+    auto = cfg.get("auto_scale_lr") or {}
+    if not auto.get("enable", False):
+        return None
+    per_proc, base = int(cfg.train_dataloader.batch_size), int(auto["base_batch_size"])
+    real, lr = world_size * per_proc, float(cfg.optim_wrapper.optimizer.lr)
+    return (f"[train] auto_scale_lr: real batch {real} = {world_size} process(es) x {per_proc} images; base batch "
+            f"{base}: lr {lr:g} x {real}/{base} = {lr * real / base:g}")
+
+
+def _child_args(args: argparse.Namespace) -> list:
+    out = ["--config", args.config, "--checkpoint", args.checkpoint, "--work-dir", args.work_dir,
+           "--threads", str(args.threads), "--gpus", str(args.gpus)]
+    return out + (["--procs", str(args.procs)] if args.procs else [])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,18 +147,49 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
     from .teacher import save_tensor_checkpoint
 
     if not Path(args.config).is_file():
         raise ConfigError(f"{args.config}: config file does not exist")
     cfg = Config.fromfile(args.config)
-    check_run_inputs(cfg, args.config)
+    world_size = 1
+    if args.launcher == "none":  # the job's own process: checks, work dir, then train here or re-launch
+        check_run_inputs(cfg, args.config)
+        try:
+            plan = plan_launch(args.gpus, args.procs)
+        except ValueError as exc:
+            raise ConfigError(f"{args.config}: {exc}") from None
+        for warning in plan.warnings:
+            print(f"[train] warning: {warning}", file=sys.stderr, flush=True)
+        resume_from = prepare_work_dir(args.work_dir, args.config)
+        if resume_from is not None:
+            print(f"[train] resuming from {resume_from}", flush=True)
+        if plan.nproc > 1:
+            argv = torchrun_argv(plan.nproc, _child_args(args))
+            print(f"[train] {plan.nproc} processes ({plan.device}, {plan.backend}): {shlex.join(argv)}", flush=True)
+            os.execve(argv[0], argv, child_env(plan))  # torchrun forwards SIGTERM (time limit) to the ranks
+    else:  # a torchrun rank
+        backend = init_distributed()
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        cfg.launcher = "pytorch"
+        cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = backend
+        if backend == "gloo":  # CPU modules: DDP without device_ids
+            cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
     cfg.work_dir = str(Path(args.work_dir).resolve())
+    cfg.resume, cfg.load_from = True, None  # mmengine resumes from work_dir/last_checkpoint if there is one
+    allow_mmengine_checkpoint_globals()
+    line = lr_scaling_line(cfg, world_size)
+    if line and dist_rank() == 0:
+        print(line, flush=True)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
+    if dist_rank() != 0:
+        return 0
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    meta = dict(cfg.get("ld_repro", {}), iters=int(runner.iter), train_seconds=round(time.time() - start, 1))
+    meta = dict(cfg.get("ld_repro", {}), iters=int(runner.iter), train_seconds=round(time.time() - start, 1),
+                world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     save_tensor_checkpoint(model, args.checkpoint, meta)
     print(f"[train] {args.config}: {runner.iter} iterations in {time.time() - start:.1f} s -> {args.checkpoint}")

@@ -76,3 +76,19 @@ def teacher_files(tmp_path, mmdet_scope):
     model = MODELS.build(copy.deepcopy(cfg))
     ckpt = save_tensor_checkpoint(model, tmp_path / "teacher.pth", {"run": "teacher"})
     return path, ckpt, model
+
+
+TINY_PROFILE = dict(neck_channels=16, head_feat_channels=16, head_stacked_convs=1, head_norm_groups=4, anchor_scale=4)
+
+
+def tiny_detector_cfg(detector: str = "gfl", *, distribution: bool = True, distill=None, depth: int = 18,
+                      num_classes: int = 3, **head_overrides) -> dict:
+    """A tiny config of any Table 3 detector (``ld_core.detector_heads.detector_parts`` on a tiny profile)."""
+    from ld_core.detector_heads import detector_parts
+
+    parts = detector_parts(detector, num_classes, TINY_PROFILE, distribution=distribution, distill=distill)
+    cfg = tiny_gfl_cfg(depth=depth, num_classes=num_classes)
+    cfg.update(type=parts["type"], bbox_head=parts["bbox_head"], train_cfg=parts["train_cfg"])
+    cfg["bbox_head"].update(head_overrides)
+    cfg["neck"].update(parts["neck"])
+    return cfg

@@ -43,7 +43,7 @@ def test_layout_and_pycocotools_load(small):
     out, info = small
     assert json.loads((out / "dataset.json").read_text()) == info
     assert info["classes"] == list(synthetic.CLASSES) and len(synthetic.CLASSES) == 4
-    assert info["params"] == SMALL
+    assert info["params"] == {**SMALL, "min_size_frac": 1 / 16, "class_colour": False}
     for split, n in (("train", 12), ("val", 4)):
         coco = COCO(str(out / "coco" / "annotations" / f"instances_{split}.json"))
         assert len(coco.getImgIds()) == n == info["splits"][split]["images"]
@@ -305,6 +305,29 @@ def test_command_line(tmp_path, capsys):
                               "--image-size", "64", "--max-objects", "2"])
     assert synthetic.run(args) == 0
     info = json.loads((out / "dataset.json").read_text())
-    assert info["params"] == {"seed": 2, "num_train": 3, "num_val": 2, "image_size": 64, "max_objects": 2}
+    assert info["params"] == {"seed": 2, "num_train": 3, "num_val": 2, "image_size": 64, "max_objects": 2,
+                              "min_size_frac": 1 / 16, "class_colour": False}
     line = capsys.readouterr().out.strip()
     assert "\n" not in line and "3 train / 2 val images" in line and line.endswith(str(out))
+
+
+def test_class_colour_and_min_size_design_knobs(tmp_path):
+    """class_colour: each class's objects take hues from their own band; min_size_frac bounds the longer side."""
+    import colorsys
+
+    rng = np.random.default_rng(0)
+    hues = {c: [] for c in range(len(synthetic.CLASSES))}
+    for _ in range(400):
+        params = synthetic._object_params(rng, 128, np.zeros(3), min_size_frac=0.125, class_colour=True)
+        x1, y1, x2, y2 = params["box"]
+        assert max(x2 - x1, y2 - y1) >= 0.125 * 128 - 1e-6
+        hues[params["cls"]].append(colorsys.rgb_to_hsv(*params["colour"])[0])
+    for cls, values in hues.items():
+        centre = cls / len(synthetic.CLASSES)
+        dist = [min(abs(h - centre), 1 - abs(h - centre)) for h in values]
+        assert values and max(dist) <= 1 / (4 * len(synthetic.CLASSES)) + 1e-9, cls
+    info = synthetic.generate(tmp_path / "ds", seed=1, num_train=4, num_val=2, image_size=64,
+                              min_size_frac=0.125, class_colour=True)
+    assert info["params"]["class_colour"] is True and info["params"]["min_size_frac"] == 0.125
+    with pytest.raises(ConfigError, match="min_size_frac"):
+        synthetic.generate(tmp_path / "bad", min_size_frac=0.9)

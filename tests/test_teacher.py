@@ -95,3 +95,21 @@ def test_mismatched_teacher_is_rejected_naming_both_configs(tmp_path, mmdet_scop
     with pytest.raises(TeacherMismatchError):
         build_distiller(path, None)
     check_teacher_compat(student, copy.deepcopy(student), "a", "b")  # identical: accepted
+
+
+def test_building_the_teacher_does_not_shift_the_students_random_stream(teacher_files):
+    """Same seed -> the LD student starts from exactly the baseline's weights (a controlled comparison)."""
+    from mmdet.registry import MODELS
+
+    cfg_path, ckpt, _ = teacher_files
+    torch.manual_seed(123)
+    baseline = MODELS.build(tiny_gfl_cfg())
+    baseline.init_weights()
+    after_baseline = torch.rand(3)
+    torch.manual_seed(123)
+    student = build_distiller(cfg_path, ckpt)
+    student.init_weights()
+    assert torch.equal(torch.rand(3), after_baseline)
+    base_state = baseline.state_dict()
+    for key, value in student.state_dict().items():
+        assert torch.equal(value, base_state[key]), key

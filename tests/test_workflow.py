@@ -30,15 +30,24 @@ def test_dry_run_of_default_dag_lists_every_job_once(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 1 dataset; 4 runs (teacher + 3 students) x (resolve, train, evaluate); 1 table; figures; scorecard; all
-    assert counts == {"all": 1, "evaluate": 4, "resolve_config": 4, "synthetic_dataset": 1, "table": 1,
-                      "figures": 1, "scorecard": 1, "train": 4, "total": 17}, out
+    # 37 (run, seed) trainings x (resolve, train, evaluate): Table 1 = R-101 teacher + 3 students x 3 seeds;
+    # Table 2 = 8 more (gfl_r18 is Table 1's; the R-18/R-50/X-101 Self-LD teachers are seed-1000 runs);
+    # Table 3 = 3 R-101 teachers + 7 R-50 students (gfl_r50 is Table 2's, the GFocal teacher Table 1's),
+    # plus a profile job (params, FLOPs, FPS) per row; Table 4 = 5 VOC students + 4 VOC teachers;
+    # 1 dataset, 4 tables, figures, scorecard, all
+    assert counts == {"all": 1, "evaluate": 37, "resolve_config": 37, "synthetic_dataset": 1, "table": 4,
+                      "profile": 8, "figures": 1, "scorecard": 1, "train": 37, "total": 127}, out
 
 
-def test_dry_run_with_three_seeds_trains_the_teacher_once(tmp_path):
-    out = snakemake(tmp_path, "-n", "--cores", "2", "--quiet", "rules", "--config", "seeds=[0,1,2]").stdout
-    train = [l for l in out.splitlines() if l.split()[:1] == ["train"]]
-    assert train and int(train[0].split()[1]) == 1 + 3 * 3, out
+def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_path):
+    def trainings(*config):
+        out = snakemake(tmp_path, "-n", "--cores", "2", "--quiet", "rules", "--config", *config).stdout
+        train = [l for l in out.splitlines() if l.split()[:1] == ["train"]]
+        return int(train[0].split()[1])
+
+    # one seed: every run once; Table 1 (seeds: 3) takes its 3 students x 2 more seeds from the pool
+    assert trainings("seeds=[0]") == 37 - 6
+    assert trainings("seeds=[0,1,2,3]", "tables=[table1]") == 1 + 3 * 3  # the teacher once, never per seed
 
 
 def test_bad_config_key_is_one_clear_line(tmp_path):
@@ -48,7 +57,7 @@ def test_bad_config_key_is_one_clear_line(tmp_path):
 
 
 def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
-    cfg = ["--config", "scale=tiny", "results=results", "seeds=[0,1]"]
+    cfg = ["--config", "scale=tiny", "results=results", "seeds=[0,1]", "tables=[table1]"]
     results = tmp_path / "results"
     proc = subprocess.Popen([*SNAKEMAKE, "--directory", str(tmp_path), "--cores", "2", *cfg],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -102,3 +111,35 @@ def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
         "print(type(m).__name__, type(m.teacher).__name__)"),
         str(results / "runs/gfl_r18_ld_r101/seed0/config.py")], capture_output=True, text=True, cwd=ROOT)
     assert check.returncode == 0 and check.stdout.split() == ["LocalizationDistiller", "GFL"], check.stderr
+
+
+def test_tiny_voc_self_ld_and_dcn_runs_for_real(tmp_path):
+    """Tables 2 and 4 wiring on a reduced matrix: VOC data + VOCMetric, a DCN teacher, Self-LD with ResNeXt-DCN."""
+    import yaml
+
+    full = yaml.safe_load((ROOT / "configs/experiments.yaml").read_text())
+    keep = ["gfl_x101dcn", "gfl_x101dcn_self", "gfl_r18_voc", "gfl_r101dcn_voc_teacher", "gfl_r18_voc_ld_r101dcn"]
+    tables = {
+        "table2": {**full["tables"]["table2"], "rows": [r for r in full["tables"]["table2"]["rows"]
+                                                        if r["run"] in keep]},
+        "table4": {**full["tables"]["table4"], "rows": [r for r in full["tables"]["table4"]["rows"]
+                                                        if r["run"] in keep]},
+    }
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump({"runs": {k: full["runs"][k] for k in keep}, "tables": tables}))
+    cfg = ["--config", "scale=tiny", f"matrix={matrix}", "tables=[table2,table4]", "seeds=[0]", "figures=false"]
+    snakemake(tmp_path, "--cores", "2", *cfg, timeout=600)
+    results = tmp_path / "results"
+    assert (results / "runs/gfl_x101dcn/seed1000/checkpoint.pth").is_file(), "the Self-LD teacher (seed 1000)"
+    student_cfg = (results / "runs/gfl_x101dcn_self/seed0/config.py").read_text()
+    assert "runs/gfl_x101dcn/seed1000/checkpoint.pth" in student_cfg and "DCNTorch" in student_cfg
+    assert "ResNeXt" in student_cfg
+    voc = json.loads((results / "runs/gfl_r18_voc_ld_r101dcn/seed0/metrics.json").read_text())
+    assert voc["dataset"] == "voc" and set(voc["metrics"]) == {"AP"} | {f"AP{i}" for i in range(50, 100, 5)}
+    voc_cfg = (results / "runs/gfl_r18_voc/seed0/config.py").read_text()
+    assert "VOCDataset" in voc_cfg and "VOCMetric" in voc_cfg and "11points" in voc_cfg
+    t4 = pd.read_csv(results / "tables/table4.csv")
+    assert list(t4["row"].unique()) == ["none", "r101dcn"]
+    assert set(t4["metric"]) == {"AP", "AP50", "AP60", "AP70", "AP80", "AP90"} and t4["paper"].notna().all()
+    t2 = pd.read_csv(results / "tables/table2.csv")
+    assert list(t2["row"].unique()) == ["x101dcn-base", "x101dcn-self"]

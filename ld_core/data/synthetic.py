@@ -147,11 +147,20 @@ def _signed_distance(cls: int, xx, yy, box, tri) -> np.ndarray:
     return np.maximum(np.abs(xx - cx) - a, np.abs(yy - cy) - b)  # rectangle, stick
 
 
-def _object_params(rng: np.random.Generator, size: int, bg_colour: np.ndarray) -> dict:
+def _class_colour(rng: np.random.Generator, cls: int) -> np.ndarray:
+    """A colour whose hue band (width 1/8 of the wheel, centred on ``cls / 4``) names the class."""
+    import colorsys
+
+    hue = (cls / len(CLASSES) + rng.uniform(-1.0, 1.0) / (4 * len(CLASSES))) % 1.0
+    return np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 0.95), rng.uniform(0.45, 0.95)))
+
+
+def _object_params(rng: np.random.Generator, size: int, bg_colour: np.ndarray, min_size_frac: float = 1 / 16,
+                   class_colour: bool = False) -> dict:
     """Draw one object's parameters (a fixed number of draws per object, whatever its class)."""
     u = rng.random(13)
     cls = int(u[0] * len(CLASSES))
-    lo, hi = max(4.0, size / 16.0), MAX_SIZE_FRAC * size
+    lo, hi = max(4.0, size * min_size_frac), MAX_SIZE_FRAC * size
     long_side = math.exp(math.log(lo) + u[1] * (math.log(hi) - math.log(lo)))
     if cls == 3:  # stick: aspect 4..8, horizontal or vertical
         aspect = 4.0 + 4.0 * u[2]
@@ -171,15 +180,16 @@ def _object_params(rng: np.random.Generator, size: int, bg_colour: np.ndarray) -
     if u[7] < FADE_PROB:
         fade = (int(u[8] * 4), 0.3 + 0.4 * u[9], 0.10 + 0.25 * u[10])  # side, length frac, floor opacity
     tri = _triangle_vertices(*box, int(u[11] * 4), float(u[12])) if cls == 2 else None
-    for _ in range(20):  # colour from one shared distribution, with some contrast to the background
-        colour = rng.uniform(0.05, 0.95, 3)
+    for _ in range(20):  # colour (shared or per-class distribution) with some contrast to the background
+        colour = _class_colour(rng, cls) if class_colour else rng.uniform(0.05, 0.95, 3)
         if np.linalg.norm(colour - bg_colour) >= MIN_CONTRAST:
             break
     shading = rng.uniform(-0.25, 0.25, 2)
     return dict(cls=cls, box=box, sigma=sigma, fade=fade, tri=tri, colour=colour, shading=shading)
 
 
-def _render_image(rng: np.random.Generator, size: int, max_objects: int):
+def _render_image(rng: np.random.Generator, size: int, max_objects: int, min_size_frac: float = 1 / 16,
+                  class_colour: bool = False):
     """One image (uint8 HxWx3) and its kept objects: list of (class index, clipped box, truncated)."""
     centres = np.arange(size, dtype=np.float64) + 0.5
     bg_colour = rng.uniform(0.15, 0.85, 3)
@@ -196,7 +206,7 @@ def _render_image(rng: np.random.Generator, size: int, max_objects: int):
         img[rs, cs] = img[rs, cs] * (1 - alpha) + colour * alpha
 
     n = int(rng.integers(1, max_objects + 1))
-    objects = [_object_params(rng, size, bg_colour) for _ in range(n)]
+    objects = [_object_params(rng, size, bg_colour, min_size_frac, class_colour) for _ in range(n)]
     masks = []
     for obj in objects:
         x1, y1, x2, y2 = obj["box"]
@@ -284,7 +294,9 @@ def _json_text(data) -> str:
 
 
 # ----------------------------------------------------------------------------- generation
-def _check_params(num_train, num_val, image_size, max_objects) -> None:
+def _check_params(num_train, num_val, image_size, max_objects, min_size_frac=1 / 16) -> None:
+    if not isinstance(min_size_frac, (int, float)) or not 0.0 < min_size_frac < MAX_SIZE_FRAC:
+        raise ConfigError(f"synthetic dataset: min_size_frac must be in (0, {MAX_SIZE_FRAC}), got {min_size_frac!r}")
     for name, value, low in (("num_train", num_train, 1), ("num_val", num_val, 1),
                              ("image_size", image_size, 32), ("max_objects", max_objects, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -303,9 +315,14 @@ def _check_replaceable(out: Path) -> None:
                         "refusing to replace it")
 
 
-def generate(out_dir, *, seed=0, num_train=400, num_val=100, image_size=128, max_objects=6) -> dict:
-    """Generate the dataset under ``out_dir`` (replacing it) and return the ``dataset.json`` content."""
-    _check_params(num_train, num_val, image_size, max_objects)
+def generate(out_dir, *, seed=0, num_train=400, num_val=100, image_size=128, max_objects=6,
+             min_size_frac=1 / 16, class_colour=False) -> dict:
+    """Generate the dataset under ``out_dir`` (replacing it) and return the ``dataset.json`` content.
+
+    ``min_size_frac``: smallest object's longer side as a fraction of the image side; ``class_colour``:
+    each class draws its colour from its own hue band (classification gets easy, localization decides AP).
+    """
+    _check_params(num_train, num_val, image_size, max_objects, min_size_frac)
     seed = int(seed)
     out = Path(out_dir).absolute()
     _check_replaceable(out)
@@ -316,7 +333,8 @@ def generate(out_dir, *, seed=0, num_train=400, num_val=100, image_size=128, max
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the published folder should not be
         info = _generate_into(tmp, seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
-                              max_objects=max_objects)
+                              max_objects=max_objects, min_size_frac=float(min_size_frac),
+                              class_colour=bool(class_colour))
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -341,7 +359,8 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _generate_into(root: Path, *, seed, num_train, num_val, image_size, max_objects) -> dict:
+def _generate_into(root: Path, *, seed, num_train, num_val, image_size, max_objects, min_size_frac,
+                   class_colour) -> dict:
     from PIL import Image
 
     counts = {"train": num_train, "val": num_val}
@@ -354,7 +373,7 @@ def _generate_into(root: Path, *, seed, num_train, num_val, image_size, max_obje
         dropped = 0
         for index in range(1, counts[split] + 1):
             rng = np.random.default_rng([seed, stream, index])
-            pixels, kept, n_dropped = _render_image(rng, image_size, max_objects)
+            pixels, kept, n_dropped = _render_image(rng, image_size, max_objects, min_size_frac, class_colour)
             dropped += n_dropped
             buffer = io.BytesIO()
             Image.fromarray(pixels, mode="RGB").save(buffer, **JPEG_KW)
@@ -382,7 +401,8 @@ def _generate_into(root: Path, *, seed, num_train, num_val, image_size, max_obje
                           "coco_images": "coco/images/", "voc_split": voc_split}
     info = {"name": "ld_core synthetic shapes", "version": VERSION,
             "params": {"seed": seed, "num_train": num_train, "num_val": num_val, "image_size": image_size,
-                       "max_objects": max_objects},
+                       "max_objects": max_objects, "min_size_frac": min_size_frac,
+                       "class_colour": class_colour},
             "classes": list(CLASSES), "splits": summary,
             "voc_root": "VOCdevkit", "voc_year": "VOC2007"}
     _write(root / "dataset.json", json.dumps(info, indent=2) + "\n")  # completion marker: last
@@ -397,12 +417,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-val", type=int, default=100)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--max-objects", type=int, default=6)
+    parser.add_argument("--min-size-frac", type=float, default=1 / 16)
+    parser.add_argument("--class-colour", type=lambda v: str(v).lower() in ("1", "true", "yes"), default=False,
+                        help="true: each class has its own hue band")
 
 
 def run(args: argparse.Namespace) -> int:
     start = time.time()
     info = generate(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                    image_size=args.image_size, max_objects=args.max_objects)
+                    image_size=args.image_size, max_objects=args.max_objects, min_size_frac=args.min_size_frac,
+                    class_colour=args.class_colour)
     tr, va = info["splits"]["train"], info["splits"]["val"]
     print(f"data-synth: {tr['images']} train / {va['images']} val images, {tr['annotations']} / "
           f"{va['annotations']} objects, {info['params']['image_size']} px, seed {info['params']['seed']}, "

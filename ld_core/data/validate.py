@@ -203,3 +203,9 @@ def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optiona
             if not os.path.exists(image_path):
                 raise _fail(image_path, f"image file listed in {xml_path} is missing")
     return {"images": len(stems), "annotations": n_objects, "categories": len(names)}
+
+
+def coco_image_files(ann_file) -> list:
+    """File names of every image a COCO annotation file lists (call it on a file that passed
+    :func:`validate_coco`); used to list *all* missing images, where ``validate_coco`` stops at the first."""
+    return [img["file_name"] for img in _load_json(Path(ann_file))["images"]]

@@ -43,22 +43,34 @@ class LocalizationDistiller(SingleStageDetector):
     always in eval mode, and deliberately *not* a submodule: it is absent from ``parameters()``, the
     optimizer, ``state_dict()`` (so checkpoints hold the student only) and any DDP wrapper. It runs
     under ``no_grad`` on the same preprocessed batch as the student. Inference is the student's alone.
+    ``student_type`` names the plain detector the student is (GFL, RetinaNet, FCOS, ATSS: all single-stage
+    detectors that differ only in their head), used when the student is evaluated or exported on its own.
     """
 
     def __init__(self, backbone: dict, bbox_head: dict, teacher_config: str, teacher_ckpt: Optional[str] = None,
                  neck: Optional[dict] = None, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+                 data_preprocessor: Optional[dict] = None, init_cfg=None, student_type: str = "GFL"):
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg,
                          test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not getattr(self.bbox_head, "accepts_teacher", False):
+            raise ConfigError(f"{teacher_config}: the student head {type(self.bbox_head).__name__} takes no teacher "
+                              "(use an LD head: LDGFLHead, LDDistRetinaHead, LDDistFCOSHead or LDDistATSSHead)")
+        self.student_type = student_type
         student_cfg = dict(bbox_head=bbox_head, data_preprocessor=data_preprocessor or {})
-        object.__setattr__(self, "teacher", build_teacher(teacher_config, teacher_ckpt, student_cfg))
+        with torch.random.fork_rng(devices=[]):  # building the teacher must not shift the student's random
+            # stream: with the same seed, an LD student starts from the baseline's initial weights and data order
+            object.__setattr__(self, "teacher", build_teacher(teacher_config, teacher_ckpt, student_cfg))
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
-        """Student GT losses + LD; the teacher sees the very same (augmented, normalised) batch."""
+        """Student GT losses + LD; the teacher sees the very same (augmented, normalised) batch.
+
+        The student head gets the teacher head's full outputs (class scores, box logits and, for FCOS/ATSS,
+        centerness), computed under ``no_grad``.
+        """
         feats = self.extract_feat(batch_inputs)
         with torch.no_grad():
-            _, teacher_bbox_preds = self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
-        return self.bbox_head.loss(feats, teacher_bbox_preds, batch_data_samples)
+            teacher_outs = self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
+        return self.bbox_head.loss(feats, teacher_outs, batch_data_samples)
 
     def train(self, mode: bool = True):
         """Switch the student's mode; the teacher stays in eval mode (BN running statistics)."""

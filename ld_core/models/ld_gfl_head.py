@@ -1,4 +1,4 @@
-"""GFocal head trained with localization distillation on the main distillation region."""
+"""GFocal head trained with localization distillation (Main LD; optionally Main KD and VLR LD)."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -11,7 +11,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
-LD_NORMALIZATIONS = ("reference", "per_positive")
+from .ld_terms import MAIN_LD, LDTermsMixin, batch_anchor_vlr, check_teacher_rows, level_ids, split_teacher_outputs
+
 BOX_NORMALIZATIONS = ("gfl", "ldhead")
 
 
@@ -22,56 +23,66 @@ def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
 
 
 @MODELS.register_module()
-class LDGFLHead(GFLHead):
-    """GFLHead whose loss adds LD from a teacher's box distributions at the label-assignment positives.
+class LDGFLHead(LDTermsMixin, GFLHead):
+    """GFLHead whose loss adds LD from a teacher: Main LD, and optionally Main KD and VLR LD (the full method).
 
     Losses are computed over all FPN levels and images at once (one set of tensor ops instead of a loop
-    over levels). The result equals mmdet's ``LDHead`` (which loops over levels) for identical inputs.
+    over levels). With the defaults (Main LD only) the result equals mmdet's ``LDHead`` (which loops over
+    levels) for identical inputs.
 
     Args:
-        loss_ld: config of the LD loss (``LocalizationDistillationLoss``).
+        loss_ld: config of the Main LD loss (``LocalizationDistillationLoss``); ``None``/weight 0: off.
         ld_normalize: 'reference' divides the weighted LD sum by 4 (edges) only, as the reference code
             does (its magnitude then grows with images per GPU); 'per_positive' also divides by the
             number of positives (averaged over GPUs).
         box_loss_normalize: divisor of L_reg and L_DFL, the summed quality weights of the positives:
             'gfl' clamps it at 1 like ``GFLHead`` (so an LD student's GT losses equal the baseline's);
             'ldhead' adds 1e-6 instead, like mmdet's stock ``LDHead``.
+        loss_kd, loss_ld_vlr, vlr_weighting, vlr_exclude_pos, vlr_topk, vlr_low: Main KD and VLR LD, off by
+            default (see :class:`~ld_core.models.ld_terms.LDTermsMixin`).
     """
 
-    def __init__(self, *args, loss_ld: dict = dict(type="LocalizationDistillationLoss", loss_weight=0.25, T=10),
-                 ld_normalize: str = "reference", box_loss_normalize: str = "gfl", **kwargs):
+    def __init__(self, *args, loss_ld: Optional[dict] = MAIN_LD, ld_normalize: str = "reference",
+                 box_loss_normalize: str = "gfl", loss_kd: Optional[dict] = None, loss_ld_vlr: Optional[dict] = None,
+                 vlr_weighting: str = "mask", vlr_exclude_pos: bool = False, vlr_topk: int = 9,
+                 vlr_low: float = 0.25, **kwargs):
         super().__init__(*args, **kwargs)
-        if ld_normalize not in LD_NORMALIZATIONS:
-            raise ValueError(f"ld_normalize must be one of {LD_NORMALIZATIONS}, got {ld_normalize!r}")
         if box_loss_normalize not in BOX_NORMALIZATIONS:
             raise ValueError(f"box_loss_normalize must be one of {BOX_NORMALIZATIONS}, got {box_loss_normalize!r}")
         self.box_loss_normalize = box_loss_normalize
-        self.loss_ld = MODELS.build(loss_ld)
-        self.ld_normalize = ld_normalize
+        self._init_ld_terms(loss_ld=loss_ld, loss_kd=loss_kd, loss_ld_vlr=loss_ld_vlr, ld_normalize=ld_normalize,
+                            vlr_weighting=vlr_weighting, vlr_exclude_pos=vlr_exclude_pos, vlr_topk=vlr_topk,
+                            vlr_low=vlr_low)
 
-    def loss(self, x: Sequence[Tensor], teacher_bbox_preds: Sequence[Tensor], batch_data_samples) -> dict:
-        """Forward the student head on ``x`` and compute GT losses plus LD against ``teacher_bbox_preds``."""
+    def loss(self, x: Sequence[Tensor], teacher_outs, batch_data_samples) -> dict:
+        """Forward the student head on ``x``; GT losses plus LD against the teacher head's outputs.
+
+        ``teacher_outs``: the teacher head's ``(cls_scores, bbox_preds)``, or just its list of box maps.
+        """
         cls_scores, bbox_preds = self(x)
+        teacher_cls, teacher_bbox = split_teacher_outputs(teacher_outs)
         gt_instances, gt_instances_ignore, img_metas = unpack_gt_instances(batch_data_samples)
         return self.loss_by_feat(cls_scores, bbox_preds, gt_instances, img_metas,
-                                 teacher_bbox_preds=teacher_bbox_preds,
-                                 batch_gt_instances_ignore=gt_instances_ignore)
+                                 teacher_bbox_preds=teacher_bbox, batch_gt_instances_ignore=gt_instances_ignore,
+                                 teacher_cls_scores=teacher_cls)
 
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor], batch_gt_instances,
                      batch_img_metas: List[dict], teacher_bbox_preds: Optional[List[Tensor]] = None,
-                     batch_gt_instances_ignore=None) -> dict:
-        """QFL + GIoU + DFL (GT losses) and LD on the positives, all levels in one pass."""
+                     batch_gt_instances_ignore=None, teacher_cls_scores: Optional[List[Tensor]] = None) -> dict:
+        """QFL + GIoU + DFL (GT losses) and the enabled LD terms, all levels in one pass."""
         if teacher_bbox_preds is None:
             raise ValueError("LDGFLHead.loss_by_feat needs the teacher's bbox predictions")
         featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
         device = cls_scores[0].device
         anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas, device=device)
+        mlvl_anchors = list(anchor_list[0])  # get_targets concatenates anchor_list in place
         (anchors, labels, label_weights, bbox_targets, _bbox_weights,
          num_pos_local) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
                                            batch_gt_instances_ignore=batch_gt_instances_ignore)
         num_pos = reduce_mean(torch.tensor(num_pos_local, dtype=torch.float, device=device)).item()
 
         num_imgs = cls_scores[0].size(0)
+        num_level = [len(a) for a in mlvl_anchors]
         level_strides = torch.cat([
             lvl_anchors.new_full((lvl_anchors.size(1),), float(stride[0]))
             for lvl_anchors, stride in zip(anchors, self.prior_generator.strides)])
@@ -83,9 +94,7 @@ class LDGFLHead(GFLHead):
         cls_score = flatten_levels(cls_scores)
         bbox_pred = flatten_levels(bbox_preds)
         soft_targets = flatten_levels(teacher_bbox_preds)
-        if soft_targets.shape != bbox_pred.shape:
-            raise ValueError(f"teacher box logits {tuple(soft_targets.shape)} do not match the student's "
-                             f"{tuple(bbox_pred.shape)} (reg_max, strides or anchors differ)")
+        check_teacher_rows(bbox_pred, soft_targets, "box logits")
 
         pos_inds = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         score = label_weights.new_zeros(labels.shape)
@@ -99,16 +108,13 @@ class LDGFLHead(GFLHead):
             pos_decoded_targets = bbox_targets[pos_inds] / pos_strides
             score[pos_inds] = bbox_overlaps(pos_decoded.detach(), pos_decoded_targets, is_aligned=True)
             pred_corners = pos_bbox_pred.reshape(-1, n_bins)
-            soft_corners = soft_targets[pos_inds].reshape(-1, n_bins)
-            target_corners = self.bbox_coder.encode(pos_centers, pos_decoded_targets, self.reg_max, eps=0.01).reshape(-1)
+            target_corners = self.bbox_coder.encode(pos_centers, pos_decoded_targets, self.reg_max).reshape(-1)
             edge_weights = weight_targets[:, None].expand(-1, 4).reshape(-1)
             loss_bbox = self.loss_bbox(pos_decoded, pos_decoded_targets, weight=weight_targets, avg_factor=1.0)
             loss_dfl = self.loss_dfl(pred_corners, target_corners, weight=edge_weights, avg_factor=4.0)
-            ld_avg = 4.0 if self.ld_normalize == "reference" else 4.0 * num_pos
-            loss_ld = self.loss_ld(pred_corners, soft_corners, weight=edge_weights, avg_factor=ld_avg)
             weight_sum = weight_targets.sum()
         else:
-            loss_bbox = loss_dfl = loss_ld = bbox_pred.sum() * 0
+            loss_bbox = loss_dfl = bbox_pred.sum() * 0
             weight_sum = bbox_pred.new_tensor(0.0)
 
         loss_cls = self.loss_cls(cls_score, (labels, score), weight=label_weights, avg_factor=num_pos)
@@ -116,4 +122,18 @@ class LDGFLHead(GFLHead):
             box_avg = reduce_mean(weight_sum).clamp_(min=1).item()
         else:
             box_avg = reduce_mean(weight_sum + 1e-6).item()
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox / box_avg, loss_dfl=loss_dfl / box_avg, loss_ld=loss_ld)
+        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox / box_avg, loss_dfl=loss_dfl / box_avg)
+        if self.loss_ld is not None:
+            losses["loss_ld"] = self.main_ld_loss(bbox_pred, soft_targets, cls_score, pos_inds, num_pos)
+        if self.loss_kd is not None or self.loss_ld_vlr is not None:
+            teacher_outs = (teacher_cls_scores, teacher_bbox_preds) if teacher_cls_scores is not None \
+                else teacher_bbox_preds
+            extra = self.distillation_losses(
+                cls_score=cls_score, bbox_pred=bbox_pred, teacher_outs=teacher_outs, pos_inds=pos_inds,
+                levels=level_ids(num_level, num_imgs, level_major=False, device=device), num_levels=len(num_level),
+                flatten=lambda maps, _channels: flatten_levels(maps),
+                vlr_weights=lambda: batch_anchor_vlr(mlvl_anchors, batch_gt_instances, self.vlr_topk, self.vlr_low,
+                                                     self.vlr_weighting).reshape(-1),
+                main_ld=False)
+            losses.update(extra)
+        return losses

@@ -10,6 +10,8 @@ rule evaluate:
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/evaluate.log",
     threads: config["threads"]["evaluate"]
+    resources:
+        **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),
     shell:
         "{PY} -m ld_core evaluate --config {input.config} --checkpoint {input.checkpoint}"
         " --out {output} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,185 @@
+"""`ld_core check-data`: check the paper-scale datasets once, before anything is trained or submitted.
+
+- COCO 2017 (``--coco ROOT``): ``annotations/instances_{train,val}2017.json`` parse and are valid COCO
+  (:func:`ld_core.data.validate.validate_coco`), ``train2017/`` and ``val2017/`` exist and hold every image
+  the annotations list, and they list 118,287 / 5,000 images.
+- VOC 07+12 (``--voc VOCDEVKIT``): ``VOC2007/`` and ``VOC2012/`` with ``ImageSets/Main/trainval.txt`` (both)
+  and ``test.txt`` (VOC2007), ``Annotations/<id>.xml`` and ``JPEGImages/<id>.jpg`` for every listed id, valid
+  XML with VOC class names (:func:`ld_core.data.validate.validate_voc`), 16,551 trainval (07+12) and
+  4,952 test images.
+
+Unlike the checks at the start of every training (first problem only), this one lists *every* problem, one
+line each (``error: <file or folder>: <problem>``), then exits with status 2. Missing files are named up to
+``MAX_LISTED`` per folder and counted beyond. Expected counts are overridable (``--expect-*``,
+``--no-counts``). On success a JSON summary is written atomically to ``--out`` (the Snakemake rule's output).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .data.validate import coco_image_files, validate_coco, validate_voc
+from .errors import DataError
+from .io import atomic_write_json
+
+COCO_TRAIN, COCO_VAL = 118_287, 5_000
+VOC_TRAINVAL, VOC_TEST = 16_551, 4_952  # VOC2007 + VOC2012 trainval; VOC2007 test
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
+VOC_SPLITS = (("VOC2007", "trainval"), ("VOC2012", "trainval"), ("VOC2007", "test"))
+MAX_LISTED = 5
+
+
+def missing_files(folder: Path, names: Iterable[str], what: str, source) -> list:
+    """Problems for the ``names`` absent from ``folder`` (first ``MAX_LISTED`` by name, then a count)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [f"{folder}: folder does not exist (it should hold the {what}s listed in {source})"]
+    base = os.fspath(folder)
+    missing = [name for name in names if not os.path.exists(os.path.join(base, name))]
+    problems = [f"{os.path.join(base, name)}: {what} listed in {source} is missing" for name in missing[:MAX_LISTED]]
+    if len(missing) > MAX_LISTED:
+        problems.append(f"{folder}: {len(missing) - MAX_LISTED} more {what}s listed in {source} are missing "
+                        f"({len(missing)} in all)")
+    return problems
+
+
+def _count_problem(where, what: str, found: int, expected: Optional[int]) -> list:
+    if expected is None or found == expected:
+        return []
+    return [f"{where}: {found} {what}, expected {expected:,} (a partial or different copy? "
+            "override the expected count with --expect-... / data_check_counts)"]
+
+
+def check_coco(root, expect_train: Optional[int] = COCO_TRAIN, expect_val: Optional[int] = COCO_VAL):
+    """(problems, summary) of a COCO 2017 folder."""
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{root}: COCO folder does not exist"], {}
+    problems, summary = [], {}
+    for split, expected in (("train2017", expect_train), ("val2017", expect_val)):
+        ann, img_dir = root / "annotations" / f"instances_{split}.json", root / split
+        if not img_dir.is_dir():
+            problems.append(f"{img_dir}: image folder does not exist")
+        try:  # one parse when everything is in place (the usual case)
+            stats = validate_coco(ann, img_dir if img_dir.is_dir() else None, check_images=img_dir.is_dir())
+            missing = []
+        except DataError as exc:
+            try:  # structure alone: if it is fine, the problem was an image file -> list them all
+                stats = validate_coco(ann)
+            except DataError as structural:
+                problems.append(str(structural))
+                continue
+            missing = missing_files(img_dir, coco_image_files(ann), "image file", ann) if img_dir.is_dir() else []
+            problems.extend(missing or [str(exc)])
+        problems += _count_problem(ann, f"images ({split})", stats["images"], expected)
+        summary[split] = stats
+    return problems, summary
+
+
+def _split_ids(split_file: Path):
+    try:
+        return [line.split()[0] for line in split_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{split_file}: cannot be read ({' '.join(str(exc).split())})") from None
+
+
+def check_voc(devkit, expect_trainval: Optional[int] = VOC_TRAINVAL, expect_test: Optional[int] = VOC_TEST):
+    """(problems, summary) of a VOCdevkit folder (VOC2007 + VOC2012)."""
+    devkit = Path(devkit)
+    if not devkit.is_dir():
+        return [f"{devkit}: VOCdevkit folder does not exist"], {}
+    if not (devkit / "VOC2007").is_dir() and (devkit / "VOCdevkit").is_dir():
+        devkit = devkit / "VOCdevkit"  # the folder above VOCdevkit was given
+    problems, summary, counts = [], {}, {}
+    for year in sorted({year for year, _ in VOC_SPLITS}):
+        if not (devkit / year).is_dir():
+            problems.append(f"{devkit / year}: dataset folder does not exist")
+    for year, split in VOC_SPLITS:
+        root = devkit / year
+        if not root.is_dir():
+            continue
+        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            problems.append(f"{split_file}: split file does not exist")
+            continue
+        try:
+            ids = _split_ids(split_file)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        if not ids:
+            problems.append(f"{split_file}: split file lists no images")
+            continue
+        counts[(year, split)] = len(ids)
+        missing = (missing_files(root / "Annotations", [f"{i}.xml" for i in ids], "annotation file", split_file)
+                   + missing_files(root / "JPEGImages", [f"{i}.jpg" for i in ids], "image file", split_file))
+        problems += missing
+        if not missing:  # every file is there: check their content (first bad XML)
+            try:
+                summary[f"{year}/{split}"] = validate_voc(devkit, year, split, VOC_CLASSES, check_images=False)
+            except DataError as exc:
+                problems.append(str(exc))
+    if ("VOC2007", "trainval") in counts and ("VOC2012", "trainval") in counts:
+        n07, n12 = counts[("VOC2007", "trainval")], counts[("VOC2012", "trainval")]
+        problems += _count_problem(devkit, f"trainval images in VOC 07+12 ({n07:,} + {n12:,})", n07 + n12,
+                                   expect_trainval)
+    if ("VOC2007", "test") in counts:
+        problems += _count_problem(devkit / "VOC2007" / "ImageSets" / "Main" / "test.txt", "test images",
+                                   counts[("VOC2007", "test")], expect_test)
+    return problems, summary
+
+
+def _count(text: str) -> Optional[int]:
+    if text.lower() in ("none", "null", "any"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an image count or 'none', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"an image count must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coco", metavar="ROOT", help="COCO 2017 folder (annotations/, train2017/, val2017/)")
+    parser.add_argument("--voc", metavar="VOCDEVKIT", help="VOCdevkit folder holding VOC2007/ and VOC2012/")
+    count = dict(type=_count, metavar="N|none")
+    parser.add_argument("--expect-coco-train", default=COCO_TRAIN, **count, help=f"default {COCO_TRAIN}")
+    parser.add_argument("--expect-coco-val", default=COCO_VAL, **count, help=f"default {COCO_VAL}")
+    parser.add_argument("--expect-voc-trainval", default=VOC_TRAINVAL, **count,
+                        help=f"VOC2007 + VOC2012 trainval images (default {VOC_TRAINVAL})")
+    parser.add_argument("--expect-voc-test", default=VOC_TEST, **count, help=f"VOC2007 test images (default {VOC_TEST})")
+    parser.add_argument("--no-counts", action="store_true", help="do not check the image counts")
+    parser.add_argument("--out", help="JSON summary written (atomically) when every check passes")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.coco and not args.voc:
+        raise DataError("check-data: nothing to check (give --coco and/or --voc)")
+
+    def expected(value):
+        return None if args.no_counts else value
+
+    problems, summary = [], {}
+    if args.coco:
+        found, summary["coco"] = check_coco(args.coco, expected(args.expect_coco_train), expected(args.expect_coco_val))
+        problems += found
+    if args.voc:
+        found, summary["voc"] = check_voc(args.voc, expected(args.expect_voc_trainval), expected(args.expect_voc_test))
+        problems += found
+    for problem in problems:
+        print(f"error: {' '.join(problem.split())}", file=sys.stderr)
+    if problems:
+        print(f"error: {len(problems)} dataset problem(s) found; fix them before training", file=sys.stderr)
+        return 2
+    for name, parts in summary.items():
+        print(f"[check-data] {name}: " + ", ".join(f"{k} {v['images']:,} images" for k, v in parts.items()) + ": ok")
+    if args.out:
+        atomic_write_json(args.out, {"datasets": {"coco": args.coco, "voc": args.voc}, "summary": summary})
+    return 0

@@ -1,0 +1,134 @@
+"""`ld_core fps`: inference speed of a trained student (Table 3's FPS column).
+
+Batch 1, the config's real test pipeline (its ``test_dataloader`` dataset: image loading, resize, packing)
+and ``model.test_step`` (normalisation and padding, backbone + neck + head, box decoding, NMS). Only the
+student is built (:func:`ld_core.mmdet_config.student_only` + :func:`ld_core.detector_heads.student_head`),
+never a teacher. What is timed is ``test_step`` per image, as mmdet's benchmark tool does (the data
+pipeline runs beforehand, untimed); the first ``warmup`` images of every run are not timed; FPS is averaged
+over ``runs`` runs (mean and sample std). The device name and thread count are recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_write_json
+from .threads import pin_threads
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def student_config(config_path: str | Path) -> dict:
+    """The config as a dict, reduced to the plain student (no teacher, no LD keys)."""
+    from mmengine.config import Config
+
+    from .detector_heads import student_head
+    from .mmdet_config import student_only
+
+    if not Path(config_path).is_file():
+        raise ConfigError(f"{config_path}: config file does not exist")
+    cfg = student_only(Config.fromfile(str(config_path)).to_dict())
+    cfg["model"]["bbox_head"] = student_head(cfg["model"]["bbox_head"])
+    return cfg
+
+
+def load_student(cfg: dict, checkpoint: str | Path, device: str = "cpu"):
+    """Build the student of ``cfg`` with the weights of a tensor-only ``checkpoint``, in eval mode."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import ConfigDict
+
+    from .teacher import load_tensor_state_dict
+
+    register_all_modules(init_default_scope=True)
+    importlib.import_module("ld_core.models")  # registers the LD heads
+
+    model = MODELS.build(ConfigDict(cfg["model"]))  # ConfigDict: heads read test_cfg by attribute
+    state = load_tensor_state_dict(checkpoint)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{checkpoint}: checkpoint does not fit the student of the config ({len(missing)} missing, "
+                          f"{len(unexpected)} unexpected keys, e.g. {(missing or unexpected)[0]})")
+    return model.to(device).eval()
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def measure_fps(config_path, checkpoint, *, images: int = 20, warmup: int = 5, runs: int = 3, device: str = "cpu",
+                threads: int = 1) -> dict:
+    """Images per second of the student of ``config_path`` at batch 1 (see the module docstring)."""
+    if images < 1 or warmup < 0 or runs < 1:
+        raise ConfigError(f"fps: need images >= 1, warmup >= 0, runs >= 1 (got {images}, {warmup}, {runs})")
+    pin_threads(threads)
+    import torch
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+
+    cfg = student_config(config_path)
+    model = load_student(cfg, checkpoint, device)
+    dataset = DATASETS.build(cfg["test_dataloader"]["dataset"])
+    if len(dataset) == 0:
+        raise ConfigError(f"{config_path}: the test dataset is empty")
+    batches = [pseudo_collate([dataset[i % len(dataset)]]) for i in range(warmup + images)]
+    per_run = []
+    with torch.no_grad():
+        for _ in range(runs):
+            elapsed = 0.0
+            for i, batch in enumerate(batches):
+                _synchronize(device)
+                start = time.perf_counter()
+                model.test_step(batch)
+                _synchronize(device)
+                if i >= warmup:
+                    elapsed += time.perf_counter() - start
+            per_run.append(images / elapsed)
+    mean = statistics.fmean(per_run)
+    return dict(fps=round(mean, 3), fps_std=round(statistics.stdev(per_run), 3) if runs > 1 else 0.0,
+                fps_runs=[round(f, 3) for f in per_run], ms_per_image=round(1000.0 / mean, 2), batch_size=1,
+                images=images, warmup=warmup, runs=runs, device=str(device), device_name=device_name(device),
+                threads=int(threads), torch_threads=torch.get_num_threads(), detector=cfg["model"]["type"],
+                head=cfg["model"]["bbox_head"]["type"], timed="model.test_step (preprocess, forward, decode, NMS)",
+                config=str(config_path), checkpoint=str(checkpoint))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True, help="tensor-only checkpoint of the student")
+    parser.add_argument("--out", required=True, help="FPS JSON")
+    parser.add_argument("--images", type=int, default=20, help="timed images per run")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed images at the start of every run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = measure_fps(args.config, args.checkpoint, images=args.images, warmup=args.warmup, runs=args.runs,
+                         device=args.device, threads=args.threads)
+    atomic_write_json(args.out, result)
+    print(f"[fps] {args.config}: {result['fps']:.2f} ± {result['fps_std']:.2f} img/s on {result['device_name']} "
+          f"({result['threads']} thread(s))")
+    return 0

@@ -1,0 +1,340 @@
+"""RetinaNet, FCOS and ATSS heads whose box branch predicts a general distribution (GFocal style).
+
+The reg conv outputs 4·(reg_max+1) logits per prior (RetinaNet: per anchor, 9 per location): for each edge
+(l, t, r, b) a distribution over the distances 0..reg_max from the prior's centre, in units of the FPN
+stride; the box is decoded by the integral (expectation), as in ``GFLHead``. Each head keeps its own
+label assignment (RetinaNet MaxIoU, FCOS points with regress ranges / centre sampling, ATSS) and its own
+classification (+ centerness) losses; the box losses are GIoU on the decoded boxes plus DFL (0.25), with
+the detector's own weighting and normalisation of its box loss. The only new parameters are those of the
+wider reg conv (RetinaNet +1,327,680, FCOS/ATSS +147,520 at 256 channels, 80 classes).
+
+Losses are computed over all levels and images at once on rows in level-major order (level, image, prior),
+the order the heads' ``get_targets`` produce.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import ATSSHead, FCOSHead, RetinaHead
+from mmdet.models.dense_heads.anchor_free_head import AnchorFreeHead
+from mmdet.models.dense_heads.gfl_head import Integral
+from mmdet.models.task_modules.coders import DistancePointBBoxCoder
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures.bbox import distance2bbox
+from mmdet.utils import reduce_mean
+from torch import Tensor
+
+from .ld_terms import batch_anchor_vlr, to_level_major
+from .regions import box_centers, points_inside_boxes
+
+DFL = dict(type="DistributionFocalLoss", loss_weight=0.25)
+CENTER_CODER = dict(type="CenterDistanceBBoxCoder")
+
+
+def prior_centers(priors: Tensor) -> Tensor:
+    """Centres of anchor boxes (N, 4); points (N, 2) are returned as they are."""
+    return priors if priors.size(-1) == 2 else box_centers(priors)
+
+
+@TASK_UTILS.register_module()
+class CenterDistanceBBoxCoder(DistancePointBBoxCoder):
+    """Distances (l, t, r, b) from a prior's centre; priors are points (N, 2) or anchor boxes (N, 4)."""
+
+    def encode(self, points, gt_bboxes, max_dis=None, eps=0.1):
+        """Box -> distances from the prior's centre, clamped below ``max_dis - eps``."""
+        return super().encode(prior_centers(points), gt_bboxes, max_dis, eps)
+
+    def decode(self, points, pred_bboxes, max_shape=None):
+        """Distances from the prior's centre -> box (clipped to ``max_shape``)."""
+        return super().decode(prior_centers(points), pred_bboxes, max_shape)
+
+
+def flatten_level_major(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """Per-level (N, A·channels, H, W) maps -> (Σ_l N·H·W·A, channels) rows in (level, image, prior) order."""
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
+
+
+@dataclass
+class Rows:
+    """A batch flattened to rows (level, image, prior): predictions, targets and priors."""
+
+    cls_score: Tensor                 # (M, C) logits
+    bbox_pred: Tensor                 # (M, 4·(reg_max+1)) logits
+    labels: Tensor                    # (M,) class, num_classes = background
+    bbox_targets: Tensor              # (M, 4) GT boxes (xyxy, pixels) at the positives
+    centers: Tensor                   # (M, 2) prior centres (pixels)
+    strides: Tensor                   # (M,)
+    levels: Tensor                    # (M,) FPN level
+    mlvl_priors: List[Tensor]         # per level (A_l, 4 or 2), the same for every image
+    num_imgs: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_level_priors(self) -> List[int]:
+        return [len(p) for p in self.mlvl_priors]
+
+    def pos_inds(self, num_classes: int) -> Tensor:
+        return ((self.labels >= 0) & (self.labels < num_classes)).nonzero().squeeze(1)
+
+
+def level_rows(mlvl_priors: Sequence[Tensor], strides: Sequence, num_imgs: int):
+    """Prior centres, strides and level ids of all rows, (level, image, prior) order."""
+    centers = torch.cat([prior_centers(p).repeat(num_imgs, 1) for p in mlvl_priors])
+    stride_rows = torch.cat([p.new_full((len(p) * num_imgs,), float(s[0] if isinstance(s, tuple) else s))
+                             for p, s in zip(mlvl_priors, strides)])
+    levels = torch.cat([torch.full((len(p) * num_imgs,), lvl, dtype=torch.long, device=p.device)
+                        for lvl, p in enumerate(mlvl_priors)])
+    return centers, stride_rows, levels
+
+
+class DistributionHeadMixin:
+    """General-distribution box branch: integral decoding, GIoU + DFL box losses, decoding at inference."""
+
+    accepts_teacher = False
+
+    def _init_distribution(self, loss_dfl: dict) -> None:
+        self.integral = Integral(self.reg_max)
+        self.loss_dfl = MODELS.build(loss_dfl)
+
+    @property
+    def box_channels(self) -> int:
+        """Box logits per prior: 4 edges × (reg_max + 1) bins."""
+        return 4 * (self.reg_max + 1)
+
+    def distance_maps(self, bbox_preds: Sequence[Tensor]) -> List[Tensor]:
+        """Per-level box logits (N, A·4n, H, W) -> expected distances in pixels (N, A·4, H, W)."""
+        out = []
+        for pred, stride in zip(bbox_preds, self.prior_generator.strides):
+            n, _, h, w = pred.shape
+            rows = pred.permute(0, 2, 3, 1).reshape(-1, self.box_channels)
+            dist = self.integral(rows).reshape(n, h, w, -1) * float(stride[0])
+            out.append(dist.permute(0, 3, 1, 2).contiguous())
+        return out
+
+    def predict_by_feat(self, cls_scores, bbox_preds, score_factors=None, batch_img_metas=None, cfg=None,
+                        rescale=False, with_nms=True):
+        """Decode the distributions to distances, then the stock post-processing (score filter, NMS)."""
+        return super().predict_by_feat(cls_scores, self.distance_maps(bbox_preds), score_factors,
+                                       batch_img_metas=batch_img_metas, cfg=cfg, rescale=rescale, with_nms=with_nms)
+
+    def box_losses(self, rows: Rows, pos_inds: Tensor, weight: Tensor, avg_factor: float):
+        """GIoU on the integral-decoded positives and DFL on their edge distributions (stride units).
+
+        Both are weighted by ``weight`` (per positive) and divided by ``avg_factor`` (DFL: 4·avg_factor).
+        """
+        strides = rows.strides[pos_inds][:, None]
+        centers = rows.centers[pos_inds] / strides
+        targets = rows.bbox_targets[pos_inds] / strides
+        pred = rows.bbox_pred[pos_inds]
+        decoded = distance2bbox(centers, self.integral(pred))
+        loss_bbox = self.loss_bbox(decoded, targets, weight=weight, avg_factor=avg_factor)
+        target_corners = self.bbox_coder.encode(centers, targets, self.reg_max).reshape(-1)
+        loss_dfl = self.loss_dfl(pred.reshape(-1, self.reg_max + 1), target_corners,
+                                 weight=weight[:, None].expand(-1, 4).reshape(-1), avg_factor=4.0 * avg_factor)
+        return loss_bbox, loss_dfl
+
+    def vlr_rows(self, rows: Rows, batch_gt_instances, topk: int = 9, low: float = 0.25,
+                 weighting: str = "mask") -> Tensor:
+        """(M,) VLR weights of the rows (anchor heads: the DIoU band of ``regions.vlr_region``)."""
+        weights = batch_anchor_vlr(rows.mlvl_priors, batch_gt_instances, topk, low, weighting)
+        return to_level_major(weights, rows.num_level_priors)
+
+
+@MODELS.register_module()
+class DistRetinaHead(DistributionHeadMixin, RetinaHead):
+    """RetinaHead with a general-distribution box branch (9 anchors × 4·(reg_max+1) reg outputs).
+
+    MaxIoU assignment and focal loss as stock; GIoU (weight 2, the authors' config) and DFL (0.25) on the
+    positives, each divided by the number of positives like RetinaNet's box loss.
+    """
+
+    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL,
+                 loss_bbox: dict = dict(type="GIoULoss", loss_weight=2.0), bbox_coder: dict = CENTER_CODER,
+                 **kwargs):
+        self.reg_max = reg_max
+        kwargs.pop("reg_decoded_bbox", None)
+        super().__init__(*args, loss_bbox=loss_bbox, bbox_coder=bbox_coder, reg_decoded_bbox=True, **kwargs)
+        self._init_distribution(loss_dfl)
+
+    def _init_layers(self) -> None:
+        super()._init_layers()
+        self.retina_reg = nn.Conv2d(self.retina_reg.in_channels, self.num_base_priors * self.box_channels, 3,
+                                    padding=1)
+
+    def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
+        """Targets (MaxIoU) and predictions as level-major rows."""
+        cls_scores, bbox_preds = outs[:2]
+        num_imgs = cls_scores[0].size(0)
+        featmap_sizes = [f.shape[-2:] for f in cls_scores]
+        anchor_list, valid_flags = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        mlvl_priors = list(anchor_list[0])
+        labels, label_weights, bbox_targets, _, avg_factor = self.get_targets(
+            anchor_list, valid_flags, batch_gt_instances, batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        centers, strides, levels = level_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
+        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
+                    labels=torch.cat([t.reshape(-1) for t in labels]),
+                    bbox_targets=torch.cat([t.reshape(-1, 4) for t in bbox_targets]),
+                    centers=centers, strides=strides, levels=levels, mlvl_priors=mlvl_priors, num_imgs=num_imgs,
+                    extra=dict(label_weights=torch.cat([t.reshape(-1) for t in label_weights]),
+                               avg_factor=avg_factor))
+
+    def loss_from_rows(self, rows: Rows) -> dict:
+        """Focal loss + GIoU + DFL, as RetinaNet normalises them (by the number of positives)."""
+        avg_factor = rows.extra["avg_factor"]
+        loss_cls = self.loss_cls(rows.cls_score, rows.labels, rows.extra["label_weights"], avg_factor=avg_factor)
+        pos_inds = rows.pos_inds(self.num_classes)
+        if len(pos_inds) > 0:
+            weight = rows.bbox_pred.new_ones(len(pos_inds))
+            loss_bbox, loss_dfl = self.box_losses(rows, pos_inds, weight, avg_factor)
+        else:
+            loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl)
+
+    def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
+                     batch_gt_instances_ignore=None) -> dict:
+        """GT losses of the distribution head."""
+        return self.loss_from_rows(self.rows((cls_scores, bbox_preds), batch_gt_instances, batch_img_metas,
+                                             batch_gt_instances_ignore))
+
+
+@MODELS.register_module()
+class DistATSSHead(DistributionHeadMixin, ATSSHead):
+    """ATSSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, same Scale per level).
+
+    ATSS assignment, focal and centerness losses as stock; GIoU (weight 2) and DFL (0.25) on the positives
+    weighted by the centerness targets and divided by their sum, like ATSS's box loss.
+    """
+
+    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
+        self.reg_max = reg_max
+        kwargs.pop("reg_decoded_bbox", None)
+        super().__init__(*args, bbox_coder=bbox_coder, reg_decoded_bbox=True, **kwargs)
+        self._init_distribution(loss_dfl)
+
+    def _init_layers(self) -> None:
+        super()._init_layers()
+        self.atss_reg = nn.Conv2d(self.feat_channels, self.num_base_priors * self.box_channels,
+                                  self.pred_kernel_size, padding=self.pred_kernel_size // 2)
+
+    def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
+        """Targets (ATSS) and predictions as level-major rows."""
+        cls_scores, bbox_preds, centernesses = outs[:3]
+        num_imgs = cls_scores[0].size(0)
+        featmap_sizes = [f.shape[-2:] for f in cls_scores]
+        anchor_list, valid_flags = self.get_anchors(featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        mlvl_priors = list(anchor_list[0])  # get_targets concatenates anchor_list in place
+        _, labels, label_weights, bbox_targets, _, avg_factor = self.get_targets(
+            anchor_list, valid_flags, batch_gt_instances, batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        centers, strides, levels = level_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
+        anchors = torch.cat([p.repeat(num_imgs, 1) for p in mlvl_priors])
+        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
+                    labels=torch.cat([t.reshape(-1) for t in labels]),
+                    bbox_targets=torch.cat([t.reshape(-1, 4) for t in bbox_targets]),
+                    centers=centers, strides=strides, levels=levels, mlvl_priors=mlvl_priors, num_imgs=num_imgs,
+                    extra=dict(label_weights=torch.cat([t.reshape(-1) for t in label_weights]), anchors=anchors,
+                               centerness=flatten_level_major(centernesses, 1).reshape(-1),
+                               avg_factor=avg_factor))
+
+    def loss_from_rows(self, rows: Rows) -> dict:
+        """Focal + GIoU + DFL + centerness, as ATSS normalises them."""
+        device = rows.cls_score.device
+        avg_factor = reduce_mean(torch.tensor(rows.extra["avg_factor"], dtype=torch.float, device=device)).item()
+        loss_cls = self.loss_cls(rows.cls_score, rows.labels, rows.extra["label_weights"], avg_factor=avg_factor)
+        pos_inds = rows.pos_inds(self.num_classes)
+        targets = (self.centerness_target(rows.extra["anchors"][pos_inds], rows.bbox_targets[pos_inds])
+                   if len(pos_inds) > 0 else rows.bbox_pred.new_zeros((0,)))
+        box_avg = reduce_mean(targets.sum()).clamp_(min=1).item()
+        if len(pos_inds) > 0:
+            loss_bbox, loss_dfl = self.box_losses(rows, pos_inds, targets, box_avg)
+            loss_centerness = self.loss_centerness(rows.extra["centerness"][pos_inds], targets,
+                                                   avg_factor=avg_factor)
+        else:
+            loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
+            loss_centerness = rows.extra["centerness"].sum() * 0
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
+
+    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas,
+                     batch_gt_instances_ignore=None) -> dict:
+        """GT losses of the distribution head."""
+        return self.loss_from_rows(self.rows((cls_scores, bbox_preds, centernesses), batch_gt_instances,
+                                             batch_img_metas, batch_gt_instances_ignore))
+
+
+@MODELS.register_module()
+class DistFCOSHead(DistributionHeadMixin, FCOSHead):
+    """FCOSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, learnable Scale on logits).
+
+    FCOS points, regress ranges and (optional) centre sampling, focal and centerness losses as stock; GIoU
+    and DFL (0.25) on the positives weighted by the centerness targets and divided by their sum, like
+    FCOS's box loss. Targets are always in stride units (``norm_on_bbox`` has no meaning here).
+    """
+
+    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
+        self.reg_max = reg_max
+        kwargs.pop("norm_on_bbox", None)
+        super().__init__(*args, bbox_coder=bbox_coder, norm_on_bbox=False, **kwargs)
+        self._init_distribution(loss_dfl)
+
+    def _init_predictor(self) -> None:
+        super()._init_predictor()
+        self.conv_reg = nn.Conv2d(self.feat_channels, self.box_channels, 3, padding=1)
+
+    def forward_single(self, x: Tensor, scale, stride: int):
+        """Class logits, box-distribution logits (times the level's Scale) and centerness of one level."""
+        cls_score, bbox_pred, cls_feat, reg_feat = AnchorFreeHead.forward_single(self, x)
+        centerness = self.conv_centerness(reg_feat if self.centerness_on_reg else cls_feat)
+        return cls_score, scale(bbox_pred).float(), centerness
+
+    def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
+        """Targets (FCOS points) and predictions as level-major rows."""
+        cls_scores, bbox_preds, centernesses = outs[:3]
+        num_imgs = cls_scores[0].size(0)
+        featmap_sizes = [f.shape[-2:] for f in cls_scores]
+        points = self.prior_generator.grid_priors(featmap_sizes, dtype=bbox_preds[0].dtype,
+                                                  device=bbox_preds[0].device)
+        labels, distances = self.get_targets(points, batch_gt_instances)
+        centers, strides, levels = level_rows(points, self.prior_generator.strides, num_imgs)
+        distances = torch.cat(distances)
+        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
+                    labels=torch.cat(labels), bbox_targets=distance2bbox(centers, distances),
+                    centers=centers, strides=strides, levels=levels, mlvl_priors=list(points), num_imgs=num_imgs,
+                    extra=dict(distances=distances, centerness=flatten_level_major(centernesses, 1).reshape(-1)))
+
+    def loss_from_rows(self, rows: Rows) -> dict:
+        """Focal + GIoU + DFL + centerness, as FCOS normalises them."""
+        pos_inds = rows.pos_inds(self.num_classes)
+        num_pos = max(reduce_mean(rows.cls_score.new_tensor(float(len(pos_inds)))), 1.0)
+        loss_cls = self.loss_cls(rows.cls_score, rows.labels, avg_factor=num_pos)
+        targets = self.centerness_target(rows.extra["distances"][pos_inds])
+        denorm = max(reduce_mean(targets.sum().detach()), 1e-6)
+        if len(pos_inds) > 0:
+            loss_bbox, loss_dfl = self.box_losses(rows, pos_inds, targets, denorm)
+            loss_centerness = self.loss_centerness(rows.extra["centerness"][pos_inds], targets, avg_factor=num_pos)
+        else:
+            loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
+            loss_centerness = rows.extra["centerness"].sum() * 0
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
+
+    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas,
+                     batch_gt_instances_ignore=None) -> dict:
+        """GT losses of the distribution head."""
+        return self.loss_from_rows(self.rows((cls_scores, bbox_preds, centernesses), batch_gt_instances,
+                                             batch_img_metas, batch_gt_instances_ignore))
+
+    def vlr_rows(self, rows: Rows, batch_gt_instances, topk: int = 9, low: float = 0.25,
+                 weighting: str = "mask") -> Tensor:
+        """(M,) FCOS VLR: the non-positive points inside a GT box, a 0/1 mask (points have no box for DIoU)."""
+        points = torch.cat(rows.mlvl_priors)
+        inside = torch.stack([points_inside_boxes(points, gt.bboxes) for gt in batch_gt_instances])
+        inside = to_level_major(inside, rows.num_level_priors)
+        return (inside & (rows.labels == self.num_classes)).to(rows.bbox_pred.dtype)
+
+

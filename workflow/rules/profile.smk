@@ -1,0 +1,19 @@
+# Table 3's complexity and speed columns: params/GFLOPs of the paper architecture, FPS of the trained student.
+
+rule profile:
+    input:
+        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+        data=dataset_inputs,
+    output:
+        f"{R}/runs/{{run}}/seed{{seed}}/complexity.json",
+    log:
+        f"{R}/runs/{{run}}/seed{{seed}}/profile.log",
+    threads: config["threads"]["evaluate"]
+    resources:
+        **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),
+    params:
+        device="cuda" if config["gpus_per_evaluate"] > 0 else "cpu",
+    shell:
+        "{PY} -m ld_core profile --config {input.config} --checkpoint {input.checkpoint}"
+        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"
