@@ -41,3 +41,22 @@ def test_registered_for_mmdet_backbones():
     assert any(isinstance(m, TorchDeformConv2dPack) for m in backbone.modules())
     out = backbone(torch.randn(1, 3, 64, 64))
     assert out[0].shape == (1, 256, 2, 2)
+
+
+def test_from_scratch_init_keeps_offsets_zero_and_gradients_sane():
+    """mmdet's from-scratch Kaiming init must not randomise the offsets (X-101-DCN diverged: grad norm 4e13)."""
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    torch.manual_seed(0)
+    backbone = MMDET_MODELS.build(dict(type="ResNeXt", depth=50, groups=8, base_width=4, base_channels=16,
+                                       out_indices=(3,), dcn=dict(type="DCNTorch", deform_groups=1,
+                                                                  fallback_on_stride=False),
+                                       stage_with_dcn=(False, False, True, True)))
+    backbone.init_weights()
+    offsets = [m.conv_offset for m in backbone.modules() if isinstance(m, TorchDeformConv2dPack)]
+    assert offsets and all(not o.weight.any() and not o.bias.any() for o in offsets)
+    backbone(torch.randn(2, 3, 64, 64))[0].square().mean().backward()
+    norm = torch.sqrt(sum((p.grad ** 2).sum() for p in backbone.parameters() if p.grad is not None))
+    assert torch.isfinite(norm) and norm < 1e4, norm

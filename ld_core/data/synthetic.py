@@ -6,10 +6,13 @@ carry information the hard box labels do not: how *certain* each edge is. This g
 dataset (128-px images by default, trainable on a CPU) with exactly that property; every choice below
 is deliberate:
 
-* **Classes by shape, not colour.** Four classes: ``ellipse``, ``rectangle``, ``triangle`` and
-  ``stick`` (a thin bar, aspect 4:1..8:1, horizontal or vertical). Every object's colour (and a mild
-  linear shading across it) comes from one shared distribution, so colour never gives the class away
-  and classification stays easy next to localization.
+* **Four shape classes**: ``ellipse``, ``rectangle``, ``triangle`` and ``stick`` (a thin bar, aspect
+  4:1..8:1, horizontal or vertical), each with a mild linear shading. By default every object's colour comes
+  from one shared distribution (the class is in the shape only). With ``class_colour=True`` (the embedded
+  default) each class also draws its hue from its own band of 1/8 of the colour wheel: a small network
+  trained from scratch for minutes then tells the classes apart easily, and AP is decided by *where* the
+  (blurred, faded, occluded) edges are, which is what LD transfers. Measured: R-18 baseline AP 2.4 with
+  shape-only classes vs 13.9 with class colours (configs/scales/embedded.yaml).
 * **Ambiguous boundaries.** Each object is rendered as a soft mask ``sigmoid(-1.702 * d / sigma)``
   of its signed distance ``d`` to the outline (a Gaussian-like edge blur) with ``sigma`` drawn
   uniformly in 0..3 px at 128 px (scaled with the image size; a 0.4-px floor anti-aliases), and 30% of
@@ -17,7 +20,8 @@ is deliberate:
   is genuinely uncertain and differs edge by edge. The ground-truth box is the shape's *geometric*
   extent, i.e. the 0.5 level of the unblurred mask (``d = 0``), clipped to the image. Triangles touch
   one box side only at their apex, another source of single-edge ambiguity.
-* **A wide range of scales.** The longer side is log-uniform from ``image_size / 16`` (8 px at 128)
+* **A wide range of scales.** The longer side is log-uniform from ``min_size_frac * image_size``
+  (default 1/16: 8 px at 128; the embedded default uses 1/8)
   to 70% of the image side; ellipses and rectangles have aspect ratios log-uniform in 1:3..3:1,
   triangles in 1:2..2:1. An object may extend past the image border by up to 30% of its size
   (VOC ``truncated`` is 1 for those).
