@@ -202,8 +202,18 @@ class DistRetinaHead(DistributionHeadMixin, RetinaHead):
                                              batch_gt_instances_ignore))
 
 
+class CenternessLossByFeat:
+    """``loss_by_feat`` of the heads with a centerness branch (ATSS, FCOS): rows, then the GT losses."""
+
+    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas,
+                     batch_gt_instances_ignore=None) -> dict:
+        """GT losses of the distribution head."""
+        return self.loss_from_rows(self.rows((cls_scores, bbox_preds, centernesses), batch_gt_instances,
+                                             batch_img_metas, batch_gt_instances_ignore))
+
+
 @MODELS.register_module()
-class DistATSSHead(DistributionHeadMixin, ATSSHead):
+class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
     """ATSSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, same Scale per level).
 
     ATSS assignment, focal and centerness losses as stock; GIoU (weight 2) and DFL (0.25) on the positives
@@ -260,15 +270,9 @@ class DistATSSHead(DistributionHeadMixin, ATSSHead):
             loss_centerness = rows.extra["centerness"].sum() * 0
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
 
-    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas,
-                     batch_gt_instances_ignore=None) -> dict:
-        """GT losses of the distribution head."""
-        return self.loss_from_rows(self.rows((cls_scores, bbox_preds, centernesses), batch_gt_instances,
-                                             batch_img_metas, batch_gt_instances_ignore))
-
 
 @MODELS.register_module()
-class DistFCOSHead(DistributionHeadMixin, FCOSHead):
+class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
     """FCOSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, learnable Scale on logits).
 
     FCOS points, regress ranges and (optional) centre sampling, focal and centerness losses as stock; GIoU
@@ -322,12 +326,6 @@ class DistFCOSHead(DistributionHeadMixin, FCOSHead):
             loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
             loss_centerness = rows.extra["centerness"].sum() * 0
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
-
-    def loss_by_feat(self, cls_scores, bbox_preds, centernesses, batch_gt_instances, batch_img_metas,
-                     batch_gt_instances_ignore=None) -> dict:
-        """GT losses of the distribution head."""
-        return self.loss_from_rows(self.rows((cls_scores, bbox_preds, centernesses), batch_gt_instances,
-                                             batch_img_metas, batch_gt_instances_ignore))
 
     def vlr_rows(self, rows: Rows, batch_gt_instances, topk: int = 9, low: float = 0.25,
                  weighting: str = "mask") -> Tensor:
