@@ -171,14 +171,19 @@ def test_trained_student_predicts_boxes(mmdet_scope, detector):
     assert (result.bboxes[:, 2:] >= result.bboxes[:, :2]).all()
 
 
+def vlr_of_two_images(detector: str, seed: int):
+    """(head, GT instances, rows, VLR weights) of a full-LD head on a 2-image fake batch."""
+    head = build_head(tiny_detector_cfg(detector, distill=dict(ld="full")))
+    _, samples = make_batch(2, seed=seed)
+    gts = [s.gt_instances for s in samples]
+    rows = head.rows(head(random_feats()), gts, [s.metainfo for s in samples])
+    return head, gts, rows, head.vlr_rows(rows, gts)
+
+
 def test_fcos_vlr_is_the_non_positive_points_inside_gts(mmdet_scope):
     from ld_core.models.regions import points_inside_boxes
 
-    head = build_head(tiny_detector_cfg("fcos", distill=dict(ld="full")))
-    _, samples = make_batch(2, seed=8)
-    gts = [s.gt_instances for s in samples]
-    rows = head.rows(head(random_feats()), gts, [s.metainfo for s in samples])
-    vlr = head.vlr_rows(rows, gts)
+    head, gts, rows, vlr = vlr_of_two_images("fcos", seed=8)
     pos = rows.labels < head.num_classes
     points_per_image = rows.centers.reshape(-1, 2)
     image = torch.cat([torch.arange(2).repeat_interleave(n) for n in rows.num_level_priors])
@@ -286,11 +291,7 @@ def test_anchor_vlr_rows_follow_the_row_order(mmdet_scope):
     """Rows are (level, image, anchor); the VLR weights of each image's anchors land on its rows."""
     from ld_core.models.regions import vlr_region
 
-    head = build_head(tiny_detector_cfg("retinanet", distill=dict(ld="full")))
-    _, samples = make_batch(2, seed=9)
-    gts = [s.gt_instances for s in samples]
-    rows = head.rows(head(random_feats()), gts, [s.metainfo for s in samples])
-    vlr = head.vlr_rows(rows, gts)
+    head, gts, rows, vlr = vlr_of_two_images("retinanet", seed=9)
     anchors, counts = torch.cat(rows.mlvl_priors), rows.num_level_priors
     per_image = [vlr_region(anchors, gt.bboxes, counts) for gt in gts]
     starts = [sum(counts[:lvl]) for lvl in range(len(counts))]
