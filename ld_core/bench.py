@@ -14,16 +14,20 @@ does per iteration: ``model.train_step`` = data preprocessor (host→device copy
 losses + backward + SGD step. The first step of every variant runs before any update, so its losses are
 comparable across variants.
 
-Variants (``VARIANTS``; a future ``fast`` entry is one more item there):
-  stock  mmdet ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` + ``KnowledgeDistillationKLDivLoss``
-  ours   ``LocalizationDistiller`` + ``LDGFLHead`` (``box_loss_normalize='ldhead'``, equal to stock)
-  plain  the GFL student without distillation (the baseline)
+Variants (``VARIANTS``):
+  stock      mmdet ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` + ``KnowledgeDistillationKLDivLoss``
+  ours       ``LocalizationDistiller`` + ``LDGFLHead`` (``box_loss_normalize='ldhead'``, equal to stock)
+  plain      the GFL student without distillation (the baseline)
+  fast       ours on the fast path: bf16 autocast for backbone/neck/head convolutions of student and teacher,
+             fp32 head outputs and losses (:mod:`ld_core.engine.mixed_precision`), channels_last on CUDA
+  fastplain  plain on the same fast path, with the same batched ATSS targets as ``LDGFLHead``
+             (``BatchedGFLHead``; the reference of fast's LD overhead)
 
 JSON (``--out``) keys: ``device``, ``torch``, ``mmdet``, ``mmcv``, ``mmengine``, ``threads``,
 ``cudnn_benchmark``, ``scale``, ``image_size`` [W, H], ``batch``, ``steps``, ``warmup``, ``gt_per_image``,
 ``seed``, ``variants`` ({name: {images_per_s, median_step_s, step_times_s, peak_mem_gib (null on CPU),
-first_step_losses}}), ``ratio_ours_over_stock`` (images/s), ``ld_overhead`` ({stock, ours}: LD step time /
-plain step time), ``loss_check`` ({variant: {reference, rtol, atol, losses: {name: {reference, value,
+first_step_losses}}), ``ratio_over_stock`` ({ours, fast}: images/s over stock's), ``ratio_ours_over_stock``,
+``ld_overhead`` ({stock, ours, fast}: LD step time / its plain variant's step time), ``loss_check`` ({variant: {reference, rtol, atol, losses: {name: {reference, value,
 abs_diff, rel_diff}}, max_abs_diff, max_rel_diff, passed}}), ``passed``.
 """
 from __future__ import annotations
@@ -46,6 +50,7 @@ SCALES = ("embedded", "paper", "tiny")
 STUDENT_RUN, TEACHER_RUN = "gfl_r18_ld_r101", "gfl_r101_teacher"
 COMPARED_LOSSES = ("loss_cls", "loss_bbox", "loss_dfl", "loss_ld")
 RTOL, ATOL = 1e-4, 1e-6  # fp32
+BF16_RTOL, BF16_ATOL = 2e-2, 1e-3  # bf16 convolutions (8-bit mantissa), fp32 losses
 SGD = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
@@ -98,6 +103,13 @@ def ours_config(ours: dict) -> dict:
     return cfg
 
 
+def fast_plain_config(plain: dict) -> dict:
+    """The plain student with the LD student's batched ATSS targets (``BatchedGFLHead``)."""
+    cfg = copy.deepcopy(plain)
+    cfg["bbox_head"]["type"] = "BatchedGFLHead"
+    return cfg
+
+
 # ---------------------------------------------------------------------------------------------- variants
 @dataclass(frozen=True)
 class Variant:
@@ -108,12 +120,17 @@ class Variant:
     distilled: bool
     rtol: float = RTOL
     atol: float = ATOL
+    mixed_precision: bool = False  # the fast path: ld_core.engine.enable_mixed_precision (bf16 convolutions)
+    plain: str = "plain"           # the non-distilled variant its LD overhead is measured against
 
 
 VARIANTS: List[Variant] = [
     Variant("stock", lambda c: stock_config(c["student"]), distilled=True),
     Variant("ours", lambda c: ours_config(c["student"]), distilled=True),
     Variant("plain", lambda c: copy.deepcopy(c["plain"]), distilled=False),
+    Variant("fast", lambda c: ours_config(c["student"]), distilled=True, rtol=BF16_RTOL, atol=BF16_ATOL,
+            mixed_precision=True, plain="fastplain"),
+    Variant("fastplain", lambda c: fast_plain_config(c["plain"]), distilled=False, mixed_precision=True),
 ]
 REFERENCE = "stock"  # the LD variant every other LD variant's first-step losses are checked against
 
@@ -126,6 +143,10 @@ def build_variant(variant: Variant, configs: dict, student_state: dict, device: 
     model.load_state_dict(student_state, strict=True)  # teachers are not submodules: student keys only
     model.to(device)
     model.train()
+    if variant.mixed_precision:
+        from .engine import enable_mixed_precision
+
+        enable_mixed_precision(model, "bfloat16", channels_last=device.startswith("cuda"))
     return model
 
 
@@ -275,19 +296,17 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
             del model
         _release(device)
 
-    by_name = {v.name: v for v in variants}
-    plain_step = results["plain"]["median_step_s"] if "plain" in results else None
-    overhead = {v.name: results[v.name]["median_step_s"] / plain_step
-                for v in variants if v.distilled and plain_step}
+    overhead = {v.name: results[v.name]["median_step_s"] / results[v.plain]["median_step_s"]
+                for v in variants if v.distilled and v.plain in results}
     checks = {v.name: check_losses(results[REFERENCE]["first_step_losses"], results[v.name]["first_step_losses"],
                                    v.rtol, v.atol, REFERENCE)
               for v in variants if v.distilled and v.name != REFERENCE and REFERENCE in results}
-    ratio = (results["ours"]["images_per_s"] / results["stock"]["images_per_s"]
-             if "ours" in by_name and "stock" in by_name else None)
+    ratios = {v.name: results[v.name]["images_per_s"] / results[REFERENCE]["images_per_s"]
+              for v in variants if v.distilled and v.name != REFERENCE and REFERENCE in results}
     return dict(environment(device), scale=scale, image_size=[int(width), int(height)], batch=batch, steps=steps,
                 warmup=warmup, gt_per_image=gt_per_image, seed=seed, variants=results,
-                ratio_ours_over_stock=ratio, ld_overhead=overhead, loss_check=checks,
-                passed=all(c["passed"] for c in checks.values()))
+                ratio_over_stock=ratios, ratio_ours_over_stock=ratios.get("ours"), ld_overhead=overhead,
+                loss_check=checks, passed=all(c["passed"] for c in checks.values()))
 
 
 def check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image) -> str:
@@ -321,14 +340,14 @@ def format_report(res: dict) -> str:
              f"device {res['device']} | torch {res['torch']} | mmdet {res['mmdet']} | mmcv {res['mmcv']} | "
              f"mmengine {res['mmengine']} | threads {res['threads']} | cudnn.benchmark {res['cudnn_benchmark']}",
              "",
-             f"{'variant':<8} {'images/s':>10} {'step ms':>10} {'LD/plain':>9} {'peak GiB':>9}"]
+             f"{'variant':<10} {'images/s':>10} {'step ms':>10} {'/stock':>7} {'LD/plain':>9} {'peak GiB':>9}"]
     for name, r in res["variants"].items():
-        over = res["ld_overhead"].get(name)
+        over, ratio = res["ld_overhead"].get(name), res["ratio_over_stock"].get(name)
         peak = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
-        lines.append(f"{name:<8} {r['images_per_s']:>10.2f} {1000 * r['median_step_s']:>10.1f} "
-                     f"{'' if over is None else f'{over:.3f}':>9} {peak:>9}")
-    if res["ratio_ours_over_stock"] is not None:
-        lines.append(f"ours/stock images/s: {res['ratio_ours_over_stock']:.3f}")
+        lines.append(f"{name:<10} {r['images_per_s']:>10.2f} {1000 * r['median_step_s']:>10.1f} "
+                     f"{'' if ratio is None else f'{ratio:.3f}':>7} {'' if over is None else f'{over:.3f}':>9} "
+                     f"{peak:>9}")
+    lines.append("fast = ours with bf16 convolutions (fp32 losses); LD/plain: fast vs fastplain, else vs plain")
     for name, check in res["loss_check"].items():
         ref = check["reference"]
         lines += ["", f"first-step losses (before any update): {name} vs {ref}",

@@ -170,6 +170,24 @@ def _voc_datasets(scale, results_dir, voc_root, metainfo, run, train_pipeline, t
     return train, dataset(year, split, test_pipeline, True), evaluator
 
 
+def _optim_wrapper(train: dict) -> dict:
+    """mmengine's OptimWrapper: optimizer, optional gradient clipping and DCN offset learning-rate factor."""
+    wrapper = dict(type="OptimWrapper", optimizer=dict(train["optimizer"]))
+    if train.get("grad_clip"):
+        wrapper["clip_grad"] = dict(max_norm=train["grad_clip"], norm_type=2)
+    if train.get("dcn_offset_lr_mult") is not None:
+        wrapper["paramwise_cfg"] = dict(dcn_offset_lr_mult=float(train["dcn_offset_lr_mult"]))
+    return wrapper
+
+
+def _training_hooks(train: dict) -> list:
+    """Custom hooks of the training loop: mixed precision when the scale asks for it."""
+    if not train.get("mixed_precision"):
+        return []
+    return [dict(type="MixedPrecisionHook", dtype=train["mixed_precision"],
+                 channels_last=bool(train.get("channels_last", False)))]
+
+
 def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Path, classes: Optional[Sequence[str]],
                      data_root: Optional[str] = None, pretrained_dir: Optional[str] = None,
                      voc_root: Optional[str] = None,
@@ -212,7 +230,7 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
     sampler = dict(type="InfiniteSampler", shuffle=True) if t["loop"] == "iter" else dict(type="DefaultSampler", shuffle=True)
     workers = t["num_workers"]
     cfg = dict(
-        custom_imports=dict(imports=["ld_core.models", "ld_core.ops"], allow_failed_imports=False),
+        custom_imports=dict(imports=["ld_core.models", "ld_core.ops", "ld_core.engine"], allow_failed_imports=False),
         default_scope="mmdet",
         model=model,
         train_dataloader=dict(batch_size=t["batch_size"], num_workers=workers, persistent_workers=workers > 0,
@@ -224,9 +242,8 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         test_evaluator=evaluator,
         test_cfg=dict(type="TestLoop"),
         train_cfg=loop,
-        optim_wrapper=dict(type="OptimWrapper",
-                           optimizer=dict(t["optimizer"]),
-                           **({"clip_grad": dict(max_norm=t["grad_clip"], norm_type=2)} if t.get("grad_clip") else {})),
+        optim_wrapper=_optim_wrapper(t),
+        custom_hooks=_training_hooks(t),
         param_scheduler=schedulers,
         auto_scale_lr=dict(enable=bool(t["auto_scale_lr"]), base_batch_size=16),
         default_hooks=dict(

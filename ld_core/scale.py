@@ -7,6 +7,10 @@ from .errors import ConfigError
 from .io import load_yaml_file
 
 SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test"}
+TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", "warmup_ratio", "grad_clip",
+              "ld_reference_images", "auto_scale_lr", "log_interval", "mixed_precision", "channels_last",
+              "dcn_offset_lr_mult"}
+MIXED_PRECISION = (None, "bfloat16")
 
 
 def load_scale(path: str | Path) -> dict:
@@ -21,5 +25,18 @@ def load_scale(path: str | Path) -> dict:
     missing = sorted(SCALE_KEYS - set(scale))
     if missing:
         raise ConfigError(f"{path}: missing key '{missing[0]}'")
+    _check_train(path, scale["train"])
     scale["path"] = str(path)
     return scale
+
+
+def _check_train(path: Path, train) -> None:
+    """The ``train`` section: known keys only, a supported mixed-precision dtype."""
+    if not isinstance(train, dict):
+        raise ConfigError(f"{path}: 'train' must be a mapping")
+    unknown = sorted(set(train) - TRAIN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key 'train.{unknown[0]}' (allowed: {', '.join(sorted(TRAIN_KEYS))})")
+    if train.get("mixed_precision") not in MIXED_PRECISION:
+        raise ConfigError(f"{path}: train.mixed_precision must be bfloat16 or null, "
+                          f"got {train['mixed_precision']!r}")

@@ -13,7 +13,7 @@ _ANCHOR_KEYS = ("strides", "ratios", "octave_base_scale", "scales_per_octave")
 _PREPROCESS_KEYS = ("mean", "std", "bgr_to_rgb")
 # head type -> (family, has a general-distribution box branch); families must match teacher to student
 HEAD_FAMILIES = {
-    "GFLHead": ("gfl", True), "LDGFLHead": ("gfl", True), "LDHead": ("gfl", True),
+    "GFLHead": ("gfl", True), "BatchedGFLHead": ("gfl", True), "LDGFLHead": ("gfl", True), "LDHead": ("gfl", True),
     "RetinaHead": ("retinanet", False), "DistRetinaHead": ("retinanet", True), "LDDistRetinaHead": ("retinanet", True),
     "FCOSHead": ("fcos", False), "DistFCOSHead": ("fcos", True), "LDDistFCOSHead": ("fcos", True),
     "ATSSHead": ("atss", False), "DistATSSHead": ("atss", True), "LDDistATSSHead": ("atss", True),

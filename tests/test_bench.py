@@ -1,4 +1,4 @@
-"""`python -m ld_core.bench train`: stock LD vs ours vs plain GFL, timed on CPU at the tiny scale."""
+"""`python -m ld_core.bench train`: stock LD vs ours vs plain GFL (and the bf16 fast path), timed on CPU."""
 from __future__ import annotations
 
 import contextlib
@@ -38,21 +38,25 @@ def report(tmp_path_factory):
 def test_all_variants_time_positive_and_report_environment(report):
     rc, text, res = report
     assert rc == 0
-    assert set(res["variants"]) == {"stock", "ours", "plain"}
+    assert set(res["variants"]) == {"stock", "ours", "plain", "fast", "fastplain"}
     for name, r in res["variants"].items():
         assert r["images_per_s"] > 0, name
         assert len(r["step_times_s"]) == 3 and all(t > 0 for t in r["step_times_s"])
         assert r["images_per_s"] == pytest.approx(2 / r["median_step_s"])
         assert r["peak_mem_gib"] is None  # CPU
-    assert res["ratio_ours_over_stock"] == pytest.approx(
-        res["variants"]["ours"]["images_per_s"] / res["variants"]["stock"]["images_per_s"])
-    assert set(res["ld_overhead"]) == {"stock", "ours"} and all(v > 0 for v in res["ld_overhead"].values())
+    for name in ("ours", "fast"):
+        assert res["ratio_over_stock"][name] == pytest.approx(
+            res["variants"][name]["images_per_s"] / res["variants"]["stock"]["images_per_s"])
+    assert res["ratio_ours_over_stock"] == res["ratio_over_stock"]["ours"]
+    assert set(res["ld_overhead"]) == {"stock", "ours", "fast"} and all(v > 0 for v in res["ld_overhead"].values())
+    assert res["ld_overhead"]["fast"] == pytest.approx(
+        res["variants"]["fast"]["median_step_s"] / res["variants"]["fastplain"]["median_step_s"])
     assert res["device"].startswith("cpu: ") and res["threads"] == 1
     assert (res["scale"], res["image_size"], res["batch"], res["steps"], res["warmup"], res["gt_per_image"]) == \
         ("tiny", [64, 64], 2, 3, 2, 12)
     for key in ("torch", "mmdet", "mmcv", "mmengine", "cudnn_benchmark", "seed", "passed"):
         assert key in res
-    for word in ("images/s", "stock", "ours", "plain", "n/a", "ours/stock", "PASS", res["mmdet"]):
+    for word in ("images/s", "stock", "ours", "plain", "fastplain", "n/a", "/stock", "PASS", res["mmdet"]):
         assert word in text
 
 
@@ -71,6 +75,16 @@ def test_first_step_losses_of_stock_and_ours_agree(report):
     plain = res["variants"]["plain"]["first_step_losses"]
     assert "loss_ld" not in plain
     assert plain["loss_cls"] == pytest.approx(stock["loss_cls"], rel=1e-4)
+
+
+def test_fast_path_losses_agree_with_stock_within_bf16_tolerance(report):
+    """bf16 convolutions move the first-step losses by less than 2 %, not by exactly zero (the path is on)."""
+    _, _, res = report
+    check = res["loss_check"]["fast"]
+    assert check["passed"] and (check["rtol"], check["atol"]) == (bench.BF16_RTOL, bench.BF16_ATOL)
+    assert 0 < check["max_rel_diff"] < 2e-2
+    fast, plain = res["variants"]["fast"]["first_step_losses"], res["variants"]["fastplain"]["first_step_losses"]
+    assert "loss_ld" not in plain and fast["loss_cls"] == pytest.approx(plain["loss_cls"], rel=1e-6)
 
 
 def test_failing_check_is_reported():

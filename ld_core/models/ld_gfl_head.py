@@ -11,6 +11,7 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
+from .batched_atss import BatchedATSSTargetsMixin
 from .ld_terms import MAIN_LD, LDTermsMixin, batch_anchor_vlr, check_teacher_rows, level_ids, split_teacher_outputs
 
 BOX_NORMALIZATIONS = ("gfl", "ldhead")
@@ -23,11 +24,11 @@ def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
 
 
 @MODELS.register_module()
-class LDGFLHead(LDTermsMixin, GFLHead):
+class LDGFLHead(BatchedATSSTargetsMixin, LDTermsMixin, GFLHead):
     """GFLHead whose loss adds LD from a teacher: Main LD, and optionally Main KD and VLR LD (the full method).
 
-    Losses are computed over all FPN levels and images at once (one set of tensor ops instead of a loop
-    over levels). With the defaults (Main LD only) the result equals mmdet's ``LDHead`` (which loops over
+    Label assignment (ATSS) and losses are computed over all FPN levels and images at once (one set of
+    tensor ops instead of loops over images and levels; the targets equal mmdet's per-image ones exactly). With the defaults (Main LD only) the result equals mmdet's ``LDHead`` (which loops over
     levels) for identical inputs.
 
     Args:

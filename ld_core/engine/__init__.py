@@ -1,0 +1,4 @@
+"""Training-loop components registered into mmengine's registries (imported via ``custom_imports``)."""
+from .mixed_precision import MixedPrecisionHook, enable_mixed_precision
+
+__all__ = ["MixedPrecisionHook", "enable_mixed_precision"]

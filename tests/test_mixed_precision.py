@@ -1,0 +1,125 @@
+"""The bf16 fast path: convolutions under autocast, fp32 head outputs and losses, teacher included."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_batch, tiny_gfl_cfg
+from test_teacher import build_distiller
+
+
+def conv_output_dtypes(model) -> list:
+    """Record the dtype of every Conv2d output (student and, if any, teacher) during the next forwards."""
+    seen = []
+    modules = list(model.modules()) + (list(model.teacher.modules()) if hasattr(model, "teacher") else [])
+    for m in modules:
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    return seen
+
+
+def test_convolutions_run_in_bf16_and_losses_in_fp32(mmdet_scope):
+    from mmdet.registry import MODELS
+
+    from ld_core.engine import enable_mixed_precision
+
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_gfl_cfg())
+    inputs, samples = make_batch(2)
+    reference = model.loss(inputs, samples)
+    enable_mixed_precision(model)
+    seen = conv_output_dtypes(model)
+    feats = model.extract_feat(inputs)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(f.dtype == torch.float32 for f in feats)
+    cls_scores, bbox_preds = model.bbox_head(feats)
+    assert all(t.dtype == torch.float32 for t in cls_scores + bbox_preds)
+    losses = model.loss(inputs, samples)
+    for name, value in losses.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        assert all(v.dtype == torch.float32 for v in values), name
+        # bf16 convolutions move the losses a little, not a lot
+        assert float(sum(values)) == pytest.approx(float(sum(reference[name])), rel=3e-2, abs=1e-3), name
+    total = sum(sum(v) if isinstance(v, (list, tuple)) else v for v in losses.values())
+    total.backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_teacher_is_wrapped_too_and_wrapping_is_idempotent(teacher_files):
+    from ld_core.engine import enable_mixed_precision
+
+    cfg_path, ckpt, _ = teacher_files
+    model = build_distiller(cfg_path, ckpt)
+    enable_mixed_precision(model)
+    student_fn, teacher_fn = model.extract_feat, model.teacher.extract_feat
+    enable_mixed_precision(model, channels_last=True)
+    assert model.extract_feat is student_fn and model.teacher.extract_feat is teacher_fn
+    weight = next(p for p in model.teacher.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    seen = conv_output_dtypes(model)
+    inputs, samples = make_batch(2, seed=3)
+    losses = model.loss(inputs, samples)
+    assert set(seen) == {torch.bfloat16} and len(seen) > 40  # student and teacher convolutions
+    ld = losses["loss_ld"]
+    ld = ld if torch.is_tensor(ld) else sum(ld)
+    assert ld.dtype == torch.float32 and float(ld) > 0
+
+
+def test_hook_enables_it_for_training_only_and_rejects_unknown_dtypes(teacher_files):
+    from types import SimpleNamespace
+
+    from ld_core.engine import MixedPrecisionHook
+    from ld_core.errors import ConfigError
+
+    cfg_path, ckpt, _ = teacher_files
+    model = build_distiller(cfg_path, ckpt)
+    messages = []
+    runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=messages.append))
+    MixedPrecisionHook().before_train(runner)
+    assert model._ld_mixed_precision == "bfloat16" and model.teacher._ld_mixed_precision == "bfloat16"
+    assert "bfloat16" in messages[0]
+    with pytest.raises(ConfigError, match="float16"):
+        MixedPrecisionHook(dtype="float16")
+
+
+def test_resolved_configs_turn_it_on_per_scale():
+    from pathlib import Path
+
+    from ld_core.data.synthetic import CLASSES
+    from ld_core.matrix import load_matrix
+    from ld_core.mmdet_config import build_run_config
+    from ld_core.scale import load_scale
+
+    root = Path(__file__).resolve().parents[1]
+    run = load_matrix(root / "configs" / "experiments.yaml").run("gfl_r18")
+    hooks = {}
+    for name in ("embedded", "paper"):
+        scale = load_scale(root / "configs" / "scales" / f"{name}.yaml")
+        cfg = build_run_config(run, 0, scale, results_dir="/tmp/r", classes=list(CLASSES), data_root="/tmp/d")
+        hooks[name] = cfg["custom_hooks"]
+        assert "ld_core.engine" in cfg["custom_imports"]["imports"]
+    assert hooks["embedded"] == [dict(type="MixedPrecisionHook", dtype="bfloat16", channels_last=False)]
+    assert hooks["paper"] == [dict(type="MixedPrecisionHook", dtype="bfloat16", channels_last=True)]
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda t: t.update(mixed_presicion="bfloat16"), "unknown key 'train.mixed_presicion'"),
+    (lambda t: t.update(mixed_precision="float16"), "train.mixed_precision must be bfloat16 or null"),
+])
+def test_scale_train_section_errors_name_the_file(tmp_path, mutate, needle):
+    from pathlib import Path
+
+    import yaml
+
+    from ld_core.errors import ConfigError
+    from ld_core.scale import load_scale
+
+    root = Path(__file__).resolve().parents[1]
+    scale = yaml.safe_load((root / "configs" / "scales" / "embedded.yaml").read_text())
+    mutate(scale["train"])
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(scale))
+    with pytest.raises(ConfigError, match=needle) as info:
+        load_scale(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
