@@ -64,7 +64,13 @@ else
   plat=(--only-binary=:all: --python-version "$pyver" --implementation cp --abi "$abi")
   for p in "${platforms[@]}"; do plat+=(--platform "$p"); done
   echo "[wheelhouse] cross collection for CPython $pyver (${platforms[*]}), binary wheels only"
-  "$py" -m pip download --quiet "${plat[@]}" --dest "$out" "${reqs[@]}" "${build_tools[@]}" || {
+  # Some pure-Python dependencies publish only a source archive (snakemake's connection_pool): build those
+  # into py3-none-any wheels with this Python first; the cross download then finds them in the wheelhouse.
+  pure=$(mktemp -d)
+  "$py" -m pip wheel --quiet --wheel-dir "$pure" "${reqs[@]}" "${build_tools[@]}"
+  cp "$pure"/*-none-any.whl "$out"/
+  rm -rf "$pure"
+  "$py" -m pip download --quiet "${plat[@]}" --find-links "$out" --dest "$out" "${reqs[@]}" "${build_tools[@]}" || {
     echo "[wheelhouse] a package has no wheel for that target: run the native collection with the target's" \
          "Python instead (--python /path/to/python$pyver)" >&2; exit 1; }
   if [ -n "$torch_spec" ]; then

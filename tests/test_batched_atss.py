@@ -41,8 +41,10 @@ def gt_instances(num_gts, seed):
     return out
 
 
-def targets(head, gts, num_imgs):
-    metas = [dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE), batch_input_shape=(SIZE, SIZE))] * num_imgs
+def targets(head, gts, num_imgs, shapes=None):
+    """The head's targets for a batch padded to SIZE x SIZE; ``shapes``: each image's own (padded) size."""
+    shapes = shapes or [(SIZE, SIZE)] * num_imgs
+    metas = [dict(img_shape=s, pad_shape=s, batch_input_shape=(SIZE, SIZE)) for s in shapes]
     sizes = [torch.Size((SIZE // s, SIZE // s)) for s in (8, 16, 32, 64, 128)]
     anchors, flags = head.get_anchors(sizes, metas, device="cpu")
     return head.get_targets(anchors, flags, gts, metas)
@@ -69,6 +71,49 @@ def test_batched_targets_equal_mmdet(mmdet_scope, num_gts, seed, head):
     assert not per_image_calls  # the batched path ran, not mmdet's per-image fallback
     if sum(num_gts):
         assert sum(int((lab < 3).sum()) for lab in ours[1]) > 0  # positives exist: the test compares something
+
+
+def assert_same_targets(ref, ours):
+    for r_levels, o_levels in zip(ref[:5], ours[:5]):
+        for r, o in zip(r_levels, o_levels):
+            assert r.shape == o.shape and torch.equal(r, o)
+    assert ref[5] == ours[5]
+
+
+def test_keep_ratio_batches_use_the_vectorised_assigner_and_equal_mmdet(mmdet_scope):
+    """Images of different padded shapes (paper-scale keep-ratio batches): per image, all GT boxes at once."""
+    from ld_core.models.batched_atss import VectorizedATSSAssigner
+
+    stock, batched = build_heads("LDGFLHead")
+    gts = gt_instances([4, 6, 3], 7)
+    shapes = [(SIZE, SIZE), (96, SIZE), (SIZE, 64)]
+    for g, (h, w) in zip(gts, shapes):
+        g.bboxes[:, 0::2] = g.bboxes[:, 0::2].clamp(max=w - 1)
+        g.bboxes[:, 1::2] = g.bboxes[:, 1::2].clamp(max=h - 1)
+    ref, ours = targets(stock, gts, 3, shapes), targets(batched, gts, 3, shapes)
+    assert type(batched.assigner) is VectorizedATSSAssigner
+    assert_same_targets(ref, ours)
+    assert int((ours[2][0] == 0).sum()) > 0  # anchors outside an image's own shape: zero weight
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorised_assigner_equals_mmdet(seed):
+    from mmdet.models.task_modules.assigners import ATSSAssigner
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    from mmengine.structures import InstanceData
+
+    from ld_core.models.batched_atss import VectorizedATSSAssigner
+
+    gen = AnchorGenerator(strides=[8, 16, 32, 64, 128], ratios=[1.0], octave_base_scale=8, scales_per_octave=1)
+    mlvl = gen.grid_priors([(SIZE // s, SIZE // s) for s in (8, 16, 32, 64, 128)], device="cpu")
+    priors = InstanceData(priors=torch.cat(mlvl))
+    gts = gt_instances([1 + 3 * seed], seed)[0]
+    ref = ATSSAssigner(topk=9).assign(priors, [len(m) for m in mlvl], gts)
+    ours = VectorizedATSSAssigner(topk=9).assign(priors, [len(m) for m in mlvl], gts)
+    assert ref.num_gts == ours.num_gts
+    for name in ("gt_inds", "max_overlaps", "labels"):
+        assert torch.equal(getattr(ref, name), getattr(ours, name)), name
+    assert int((ours.gt_inds > 0).sum()) > 0
 
 
 def test_falls_back_where_it_would_differ(mmdet_scope):

@@ -5,8 +5,10 @@ mmdet's ``GFLHead.get_targets`` assigns image by image (``multi_apply`` of ``ATS
 launches. :func:`batched_atss_assign` computes the same assignment for all images at once, GT boxes padded to
 the batch's maximum and masked; :class:`BatchedATSSTargetsMixin` builds the head's targets from it. Both equal
 mmdet's per-image path exactly (``tests/test_batched_atss.py``: same positives, labels, boxes, weights and
-normaliser, tied distances included); anything this path does not cover (ignored boxes, a sampler other than
-``PseudoSampler``, anchors outside the image, a non-default assigner) falls back to mmdet's code.
+normaliser, tied distances included). Where a batch cannot be done at once (ignored boxes, a sampler other
+than ``PseudoSampler``, anchors outside the image, images of different padded shapes as in keep-ratio
+batches) mmdet's per-image path runs, with :class:`VectorizedATSSAssigner` (one image, all GT boxes at once)
+in place of a plain ``ATSSAssigner``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import torch
 from mmdet.models.dense_heads import GFLHead
 from mmdet.models.task_modules.assigners import ATSSAssigner
 from mmdet.models.task_modules.samplers import PseudoSampler
-from mmdet.registry import MODELS
+from mmdet.models.task_modules.assigners import AssignResult
+from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
@@ -89,6 +92,35 @@ def batched_atss_assign(anchors: Tensor, num_level_anchors: Sequence[int], gt_bo
     return assigned_gt, max_overlaps
 
 
+def _is_plain_atss(assigner) -> bool:
+    """An ``ATSSAssigner`` on IoU alone (no DDOD cost, 2-D IoU): what :func:`batched_atss_assign` computes."""
+    return (isinstance(assigner, ATSSAssigner) and assigner.alpha is None
+            and type(assigner.iou_calculator).__name__ == "BboxOverlaps2D")
+
+
+@TASK_UTILS.register_module()
+class VectorizedATSSAssigner(ATSSAssigner):
+    """mmdet's ``ATSSAssigner`` for one image without its Python loop over GT boxes; the same result.
+
+    Used by :class:`BatchedATSSTargetsMixin` where a batch cannot be assigned at once (e.g. images of
+    different padded shapes at paper scale). Ignored boxes, an empty image or the DDOD cost go to mmdet's
+    own ``assign``.
+    """
+
+    def assign(self, pred_instances, num_level_priors, gt_instances, gt_instances_ignore=None) -> AssignResult:
+        ignore = gt_instances_ignore is not None and len(gt_instances_ignore) > 0 and self.ignore_iof_thr > 0
+        priors = pred_instances.priors[:, :4]
+        if ignore or not _is_plain_atss(self) or len(gt_instances) == 0 or priors.size(0) == 0:
+            return super().assign(pred_instances, num_level_priors, gt_instances, gt_instances_ignore)
+        boxes = gt_instances.bboxes
+        assigned, max_overlaps = batched_atss_assign(priors, num_level_priors, boxes[None],
+                                                     boxes.new_ones((1, len(boxes)), dtype=torch.bool), self.topk)
+        assigned, max_overlaps = assigned[0], max_overlaps[0]
+        labels = torch.where(assigned > 0, gt_instances.labels[(assigned - 1).clamp(min=0)],
+                             torch.full_like(assigned, -1))
+        return AssignResult(len(boxes), assigned, max_overlaps, labels=labels)
+
+
 class BatchedATSSTargetsMixin:
     """``get_targets`` of ATSS-assigned anchor heads (GFL, ATSS) for the whole batch at once.
 
@@ -100,10 +132,8 @@ class BatchedATSSTargetsMixin:
     def _batched_targets_apply(self, anchor_list, valid_flag_list, batch_gt_instances_ignore) -> bool:
         """Whether the batched path computes exactly what mmdet's per-image path would."""
         cfg = self.train_cfg or {}
-        return (type(self.assigner) is ATSSAssigner and isinstance(self.sampler, PseudoSampler)
-                and getattr(self.assigner, "ignore_iof_thr", -1) <= 0
-                and type(self.assigner.iou_calculator).__name__ == "BboxOverlaps2D"
-                and cfg.get("allowed_border", -1) < 0 and cfg.get("pos_weight", -1) <= 0
+        return (_is_plain_atss(self.assigner) and isinstance(self.sampler, PseudoSampler)
+                and self.assigner.ignore_iof_thr <= 0 and cfg.get("allowed_border", -1) < 0 and cfg.get("pos_weight", -1) <= 0
                 and (batch_gt_instances_ignore is None
                      or all(g is None or len(g) == 0 for g in batch_gt_instances_ignore))
                 and all(bool(f.all()) for flags in valid_flag_list for f in flags)
@@ -113,9 +143,14 @@ class BatchedATSSTargetsMixin:
     def get_targets(self, anchor_list: List[List[Tensor]], valid_flag_list: List[List[Tensor]],
                     batch_gt_instances, batch_img_metas: List[dict], batch_gt_instances_ignore=None,
                     unmap_outputs: bool = True) -> tuple:
-        """Targets of all images at once (falls back to the parent's per-image path where not equal)."""
+        """Targets of all images at once; where that would differ from mmdet's per-image path (see
+        :meth:`_batched_targets_apply`), that path, with :class:`VectorizedATSSAssigner` for a plain ATSS."""
         if not (unmap_outputs and self._batched_targets_apply(anchor_list, valid_flag_list,
                                                               batch_gt_instances_ignore)):
+            if type(self.assigner) is ATSSAssigner:
+                a = self.assigner
+                self.assigner = VectorizedATSSAssigner(topk=a.topk, alpha=a.alpha, ignore_iof_thr=a.ignore_iof_thr)
+                self.assigner.iou_calculator = a.iou_calculator
             return super().get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
                                        batch_gt_instances_ignore, unmap_outputs)
         num_level_anchors = [a.size(0) for a in anchor_list[0]]
