@@ -27,8 +27,9 @@ JSON (``--out``) keys: ``device``, ``torch``, ``mmdet``, ``mmcv``, ``mmengine``,
 ``cudnn_benchmark``, ``scale``, ``image_size`` [W, H], ``batch``, ``steps``, ``warmup``, ``gt_per_image``,
 ``seed``, ``variants`` ({name: {images_per_s, median_step_s, step_times_s, peak_mem_gib (null on CPU),
 first_step_losses}}), ``ratio_over_stock`` ({ours, fast}: images/s over stock's), ``ratio_ours_over_stock``,
-``ld_overhead`` ({stock, ours, fast}: LD step time / its plain variant's step time), ``loss_check`` ({variant: {reference, rtol, atol, losses: {name: {reference, value,
-abs_diff, rel_diff}}, max_abs_diff, max_rel_diff, passed}}), ``passed``.
+``ld_overhead`` ({stock, ours, fast}: LD step time / its plain variant's step time), ``loss_check``
+({variant: {reference, rtol, atol, losses: {name: {reference, value, abs_diff, rel_diff}}, max_abs_diff,
+max_rel_diff, passed}}), ``passed``.
 """
 from __future__ import annotations
 

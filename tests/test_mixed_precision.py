@@ -100,7 +100,7 @@ def test_resolved_configs_turn_it_on_per_scale():
         hooks[name] = cfg["custom_hooks"]
         assert "ld_core.engine" in cfg["custom_imports"]["imports"]
     assert hooks["embedded"] == [dict(type="MixedPrecisionHook", dtype="bfloat16", channels_last=False)]
-    assert hooks["paper"] == [dict(type="MixedPrecisionHook", dtype="bfloat16", channels_last=True)]
+    assert hooks["paper"] == [dict(type="MixedPrecisionHook", dtype="bfloat16", channels_last=False)]
 
 
 @pytest.mark.parametrize("mutate,needle", [

@@ -133,12 +133,20 @@ class BatchedATSSTargetsMixin:
         """Whether the batched path computes exactly what mmdet's per-image path would."""
         cfg = self.train_cfg or {}
         return (_is_plain_atss(self.assigner) and isinstance(self.sampler, PseudoSampler)
-                and self.assigner.ignore_iof_thr <= 0 and cfg.get("allowed_border", -1) < 0 and cfg.get("pos_weight", -1) <= 0
+                and self.assigner.ignore_iof_thr <= 0
+                and cfg.get("allowed_border", -1) < 0 and cfg.get("pos_weight", -1) <= 0
                 and (batch_gt_instances_ignore is None
                      or all(g is None or len(g) == 0 for g in batch_gt_instances_ignore))
                 and all(bool(f.all()) for flags in valid_flag_list for f in flags)
                 and all(a is anchor_list[0] or all(x is y or torch.equal(x, y) for x, y in zip(a, anchor_list[0]))
                         for a in anchor_list))
+
+    def _vectorise_assigner(self) -> None:
+        """Swap mmdet's plain ``ATSSAssigner`` for :class:`VectorizedATSSAssigner` (same settings and results)."""
+        old = self.assigner
+        if type(old) is ATSSAssigner:
+            self.assigner = VectorizedATSSAssigner(topk=old.topk, alpha=old.alpha, ignore_iof_thr=old.ignore_iof_thr)
+            self.assigner.iou_calculator = old.iou_calculator
 
     def get_targets(self, anchor_list: List[List[Tensor]], valid_flag_list: List[List[Tensor]],
                     batch_gt_instances, batch_img_metas: List[dict], batch_gt_instances_ignore=None,
@@ -147,10 +155,7 @@ class BatchedATSSTargetsMixin:
         :meth:`_batched_targets_apply`), that path, with :class:`VectorizedATSSAssigner` for a plain ATSS."""
         if not (unmap_outputs and self._batched_targets_apply(anchor_list, valid_flag_list,
                                                               batch_gt_instances_ignore)):
-            if type(self.assigner) is ATSSAssigner:
-                a = self.assigner
-                self.assigner = VectorizedATSSAssigner(topk=a.topk, alpha=a.alpha, ignore_iof_thr=a.ignore_iof_thr)
-                self.assigner.iou_calculator = a.iou_calculator
+            self._vectorise_assigner()
             return super().get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
                                        batch_gt_instances_ignore, unmap_outputs)
         num_level_anchors = [a.size(0) for a in anchor_list[0]]
