@@ -83,6 +83,22 @@ def test_hook_enables_it_for_training_only_and_rejects_unknown_dtypes(teacher_fi
         MixedPrecisionHook(dtype="float16")
 
 
+def test_hook_stays_fp32_where_bf16_is_not_native(teacher_files, monkeypatch):
+    """An AVX2-only CPU would run bf16 convolutions slower than fp32: the hook warns and changes nothing."""
+    from types import SimpleNamespace
+
+    from ld_core.engine import mixed_precision
+
+    cfg_path, ckpt, _ = teacher_files
+    model = build_distiller(cfg_path, ckpt)
+    warnings = []
+    runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=print, warning=warnings.append))
+    monkeypatch.setattr(mixed_precision, "fast_bf16", lambda device_type: False)
+    mixed_precision.MixedPrecisionHook().before_train(runner)
+    assert not hasattr(model, "_ld_mixed_precision") and "training in fp32" in warnings[0]
+    assert "extract_feat" not in vars(model)
+
+
 def test_resolved_configs_turn_it_on_per_scale():
     from pathlib import Path
 

@@ -43,6 +43,21 @@ def _autocast_outputs(fn, device_type: str, dtype: torch.dtype):
     return run_in_autocast
 
 
+def fast_bf16(device_type: str) -> bool:
+    """Whether this device runs bfloat16 convolutions natively (AVX-512/AMX or ARM bf16 CPUs, Ampere+ GPUs).
+
+    Elsewhere (e.g. AVX2-only CPUs) oneDNN falls back to slow reference kernels, slower than fp32.
+    """
+    try:
+        if device_type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device_type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        pass
+    return False
+
+
 def enable_mixed_precision(detector: torch.nn.Module, dtype: str = "bfloat16",
                            channels_last: bool = False) -> torch.nn.Module:
     """Run ``detector.extract_feat`` and ``detector.bbox_head.forward`` (and a teacher's) under autocast.
@@ -79,6 +94,11 @@ class MixedPrecisionHook(Hook):
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        device_type = next(model.parameters()).device.type
+        if not fast_bf16(device_type):
+            runner.logger.warning(f"mixed precision off: this {device_type} has no native bfloat16 convolutions "
+                                  "(they would be slower than fp32); training in fp32")
+            return
         enable_mixed_precision(model, self.dtype, self.channels_last)
         runner.logger.info(f"mixed precision: {self.dtype} autocast for backbone, neck and head convolutions "
                            f"(fp32 losses and weights){', channels_last' if self.channels_last else ''}")
