@@ -49,11 +49,11 @@ def fast_bf16(device_type: str) -> bool:
     Elsewhere (e.g. AVX2-only CPUs) oneDNN falls back to slow reference kernels, slower than fp32.
     """
     try:
-        if device_type == "cuda":
-            return bool(torch.cuda.is_bf16_supported())
+        if device_type == "cuda":  # native only: emulated bf16 (pre-Ampere) is slower than fp32
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
         if device_type == "cpu":
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError, TypeError):  # older torch: no such query
         pass
     return False
 
