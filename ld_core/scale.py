@@ -10,7 +10,7 @@ SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test
 TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", "warmup_ratio", "grad_clip",
               "ld_reference_images", "auto_scale_lr", "log_interval", "mixed_precision", "channels_last",
               "dcn_offset_lr_mult"}
-MIXED_PRECISION = (None, "bfloat16")
+MIXED_PRECISION_DTYPES = ("bfloat16",)  # ld_core.engine.mixed_precision; fp16 would need a loss scaler
 
 
 def load_scale(path: str | Path) -> dict:
@@ -37,6 +37,6 @@ def _check_train(path: Path, train) -> None:
     unknown = sorted(set(train) - TRAIN_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key 'train.{unknown[0]}' (allowed: {', '.join(sorted(TRAIN_KEYS))})")
-    if train.get("mixed_precision") not in MIXED_PRECISION:
+    if train.get("mixed_precision") not in (None, *MIXED_PRECISION_DTYPES):
         raise ConfigError(f"{path}: train.mixed_precision must be bfloat16 or null, "
                           f"got {train['mixed_precision']!r}")

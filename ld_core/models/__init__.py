@@ -6,5 +6,5 @@ from .ld_dist_heads import LDDistATSSHead, LDDistFCOSHead, LDDistRetinaHead
 from .ld_gfl_head import LDGFLHead
 from .ld_loss import LocalizationDistillationLoss
 
-__all__ = ["BatchedGFLHead", "LocalizationDistillationLoss", "LDGFLHead", "LocalizationDistiller", "CenterDistanceBBoxCoder",
-           "DistRetinaHead", "DistFCOSHead", "DistATSSHead", "LDDistRetinaHead", "LDDistFCOSHead", "LDDistATSSHead"]
+__all__ = ["BatchedGFLHead", "LocalizationDistillationLoss", "LDGFLHead", "LocalizationDistiller",
+           "CenterDistanceBBoxCoder", "DistRetinaHead", "DistFCOSHead", "DistATSSHead", "LDDistRetinaHead", "LDDistFCOSHead", "LDDistATSSHead"]

@@ -137,7 +137,7 @@ class BatchedATSSTargetsMixin:
                 and cfg.get("allowed_border", -1) < 0 and cfg.get("pos_weight", -1) <= 0
                 and (batch_gt_instances_ignore is None
                      or all(g is None or len(g) == 0 for g in batch_gt_instances_ignore))
-                and all(bool(f.all()) for flags in valid_flag_list for f in flags)
+                and bool(torch.cat([f for flags in valid_flag_list for f in flags]).all())  # one device sync
                 and all(a is anchor_list[0] or all(x is y or torch.equal(x, y) for x, y in zip(a, anchor_list[0]))
                         for a in anchor_list))
 

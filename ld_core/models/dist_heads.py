@@ -94,8 +94,11 @@ class DistributionHeadMixin:
     """General-distribution box branch: integral decoding, GIoU + DFL box losses, decoding at inference."""
 
     accepts_teacher = False
+    fixed_options: dict = {}  # options of the stock head a distribution head fixes (given values are overridden)
 
-    def _init_distribution(self, loss_dfl: dict) -> None:
+    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
+        self.reg_max = reg_max  # before the stock __init__, which builds the layers (box_channels needs it)
+        super().__init__(*args, bbox_coder=bbox_coder, **{**kwargs, **self.fixed_options})
         self.integral = Integral(self.reg_max)
         self.loss_dfl = MODELS.build(loss_dfl)
 
@@ -151,13 +154,10 @@ class DistRetinaHead(DistributionHeadMixin, RetinaHead):
     positives, each divided by the number of positives like RetinaNet's box loss.
     """
 
-    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL,
-                 loss_bbox: dict = dict(type="GIoULoss", loss_weight=2.0), bbox_coder: dict = CENTER_CODER,
-                 **kwargs):
-        self.reg_max = reg_max
-        kwargs.pop("reg_decoded_bbox", None)
-        super().__init__(*args, loss_bbox=loss_bbox, bbox_coder=bbox_coder, reg_decoded_bbox=True, **kwargs)
-        self._init_distribution(loss_dfl)
+    fixed_options = dict(reg_decoded_bbox=True)
+
+    def __init__(self, *args, loss_bbox: dict = dict(type="GIoULoss", loss_weight=2.0), **kwargs):
+        super().__init__(*args, loss_bbox=loss_bbox, **kwargs)
 
     def _init_layers(self) -> None:
         super()._init_layers()
@@ -220,11 +220,7 @@ class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
     weighted by the centerness targets and divided by their sum, like ATSS's box loss.
     """
 
-    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
-        self.reg_max = reg_max
-        kwargs.pop("reg_decoded_bbox", None)
-        super().__init__(*args, bbox_coder=bbox_coder, reg_decoded_bbox=True, **kwargs)
-        self._init_distribution(loss_dfl)
+    fixed_options = dict(reg_decoded_bbox=True)
 
     def _init_layers(self) -> None:
         super()._init_layers()
@@ -280,11 +276,7 @@ class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
     FCOS's box loss. Targets are always in stride units (``norm_on_bbox`` has no meaning here).
     """
 
-    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
-        self.reg_max = reg_max
-        kwargs.pop("norm_on_bbox", None)
-        super().__init__(*args, bbox_coder=bbox_coder, norm_on_bbox=False, **kwargs)
-        self._init_distribution(loss_dfl)
+    fixed_options = dict(norm_on_bbox=False)
 
     def _init_predictor(self) -> None:
         super()._init_predictor()
