@@ -248,18 +248,9 @@ def environment(device: str) -> dict:
     import mmengine
     import torch
 
-    if device.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(device))
-    else:
-        name = "CPU"
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    return dict(device=f"{device}: {name}", torch=torch.__version__, mmdet=mmdet.__version__,
+    from .fps import device_name
+
+    return dict(device=f"{device}: {device_name(device)}", torch=torch.__version__, mmdet=mmdet.__version__,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, threads=torch.get_num_threads(),
                 cudnn_benchmark=bool(torch.backends.cudnn.benchmark))
 

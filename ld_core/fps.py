@@ -118,6 +118,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True, help="tensor-only checkpoint of the student")
     parser.add_argument("--out", required=True, help="FPS JSON")
+    add_timing_arguments(parser)
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`measure_fps` (also taken by ``ld_core profile``)."""
     parser.add_argument("--images", type=int, default=20, help="timed images per run")
     parser.add_argument("--warmup", type=int, default=5, help="untimed images at the start of every run")
     parser.add_argument("--runs", type=int, default=3)

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from .errors import ConfigError
+from .fps import add_timing_arguments
 from .io import atomic_write_json
 from .threads import pin_threads
 
@@ -19,11 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="resolved run config (config.py)")
     parser.add_argument("--checkpoint", required=True, help="the run's tensor-only checkpoint")
     parser.add_argument("--out", required=True, help="complexity.json (run, seed, metrics: params_M, GFLOPs, FPS)")
-    parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
+    add_timing_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
