@@ -145,6 +145,7 @@ def _child_args(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
     from mmengine.config import Config
+    from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
 
     from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     runner.train()
     if dist_rank() != 0:
         return 0
-    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     meta = dict(cfg.get("ld_repro", {}), iters=int(runner.iter), train_seconds=round(time.time() - start, 1),
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
