@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .detector_heads import DETECTORS, DISTILL_KEYS
+from .detector_heads import DETECTORS, DISTILL_KEYS, LD_MODES
 from .errors import ConfigError
 from .io import load_yaml_file
 
@@ -20,7 +20,6 @@ BACKBONES = {
 }
 DATASETS = ("coco", "voc")
 RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "distribution", "notes"}
-LD_MODES = ("main", "full")
 TABLE_KEYS = {"caption", "columns", "metrics", "rows", "seeds", "paper_metrics"}
 FIGURE_KEYS = {"baseline", "ld"}
 ROW_KEYS = {"row", "run", "cells"}
