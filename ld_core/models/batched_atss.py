@@ -23,6 +23,8 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
+from .regions import batched_atss_candidates
+
 INF = 100000000  # mmdet's ATSSAssigner constant
 
 
@@ -62,15 +64,7 @@ def batched_atss_assign(anchors: Tensor, num_level_anchors: Sequence[int], gt_bo
     anchor_cx = (anchors[:, 0] + anchors[:, 2]) / 2.0
     anchor_cy = (anchors[:, 1] + anchors[:, 3]) / 2.0
     anchor_points = torch.stack((anchor_cx, anchor_cy), dim=1)  # (A, 2)
-    distances = (anchor_points[None, :, None, :] - gt_points[:, None, :, :]).pow(2).sum(-1).sqrt()  # (B, A, G)
-
-    candidates, start = [], 0
-    for count in num_level_anchors:
-        k = min(topk, count)
-        _, idx = distances[:, start:start + count, :].topk(k, dim=1, largest=False)
-        candidates.append(idx + start)
-        start += count
-    candidates = torch.cat(candidates, dim=1)  # (B, K, G) anchor indices
+    candidates = batched_atss_candidates(anchor_points, gt_points, num_level_anchors, topk)  # (B, K, G)
     cand_overlaps = overlaps.gather(1, candidates)  # (B, K, G)
     thr = cand_overlaps.mean(1) + cand_overlaps.std(1)  # (B, G)
     is_pos = cand_overlaps >= thr[:, None, :]

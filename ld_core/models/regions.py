@@ -29,17 +29,26 @@ def diou_matrix(boxes: Tensor, gts: Tensor, eps: float = 1e-6) -> Tensor:
     return iou - centre_dist / diag
 
 
-def atss_candidates(priors: Tensor, gts: Tensor, num_level_priors: Sequence[int], topk: int = 9) -> Tensor:
-    """(k·L, K) indices of the ``topk`` priors per level whose centres are closest to each GT's centre."""
-    points = priors if priors.size(-1) == 2 else box_centers(priors)
-    distances = torch.cdist(points, box_centers(gts))
+def batched_atss_candidates(points: Tensor, gt_points: Tensor, num_level_priors: Sequence[int],
+                            topk: int = 9) -> Tensor:
+    """(B, k·L, G) indices of the ``topk`` prior points (A, 2) per level closest to each GT centre (B, G, 2).
+
+    Euclidean distances computed as mmdet's ``ATSSAssigner`` does, so ties resolve as there.
+    """
+    distances = (points[None, :, None, :] - gt_points[:, None, :, :]).pow(2).sum(-1).sqrt()  # (B, A, G)
     candidates, start = [], 0
     for count in num_level_priors:
         if count > 0:
             k = min(topk, count)
-            candidates.append(distances[start:start + count].topk(k, dim=0, largest=False)[1] + start)
+            candidates.append(distances[:, start:start + count].topk(k, dim=1, largest=False)[1] + start)
         start += count
-    return torch.cat(candidates, dim=0)
+    return torch.cat(candidates, dim=1)
+
+
+def atss_candidates(priors: Tensor, gts: Tensor, num_level_priors: Sequence[int], topk: int = 9) -> Tensor:
+    """(k·L, K) indices of the ``topk`` priors per level whose centres are closest to each GT's centre."""
+    points = priors if priors.size(-1) == 2 else box_centers(priors)
+    return batched_atss_candidates(points, box_centers(gts)[None], num_level_priors, topk)[0]
 
 
 def atss_thresholds(anchors: Tensor, gts: Tensor, num_level_priors: Sequence[int], topk: int = 9) -> Tensor:
