@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 from ld_core.errors import LDError
-from ld_core.pipeline import load_pipeline
+from ld_core.config.pipeline import load_pipeline
 
 configfile: f"{workflow.basedir}/configs/config.yaml"
 
@@ -19,8 +19,13 @@ except LDError as exc:
 config.update(PIPE.config)  # validated, with defaults and absolute project paths
 
 R = PIPE.results
-PY = sys.executable
 
+# One software environment for every rule, on purpose: torch, mmcv and mmdet must be identical across rules
+# (teachers, students and their evaluation exchange checkpoints and run the same compiled ops), and mmcv is
+# compiled from source once (scripts/setup_env.sh, or environment.yml). Hence the one lint `snakemake --lint`
+# reports for each rule, "Specify a conda environment or container for each rule" (tests/test_lint.py).
+
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/train.smk"

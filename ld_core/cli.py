@@ -5,32 +5,40 @@ import argparse
 import importlib
 import sys
 
-from .errors import LDError
+from .errors import ConfigError, LDError
 
 COMMANDS = {
     "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
-    "check-data": ("ld_core.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
-    "resolve": ("ld_core.resolve", "write the mmdet config of one run/seed of the matrix"),
-    "train": ("ld_core.train", "train one resolved config"),
-    "evaluate": ("ld_core.evaluate", "COCO AP / VOC mAPs of a trained student"),
-    "profile": ("ld_core.profile_run", "Table 3 columns of a run: params, GFLOPs (paper architecture), FPS"),
-    "complexity": ("ld_core.complexity", "params and GFLOPs of a detector at the paper's R-50-FPN, 1280x800"),
-    "fps": ("ld_core.fps", "inference FPS of a trained student (batch 1, test pipeline incl. NMS)"),
-    "table": ("ld_core.tables", "render a paper table (CSV + LaTeX) from metrics"),
-    "figures": ("ld_core.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
-    "scorecard": ("ld_core.scorecard", "every paper cell and claim checked on the reproduced numbers"),
+    "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
+    "resolve": ("ld_core.commands.resolve", "write the mmdet config of one run/seed of the matrix"),
+    "train": ("ld_core.commands.train", "train one resolved config"),
+    "evaluate": ("ld_core.commands.evaluate", "COCO AP / VOC mAPs of a trained student"),
+    "profile": ("ld_core.commands.profile", "Table 3 columns of a run: params, GFLOPs (paper architecture), FPS"),
+    "complexity": ("ld_core.commands.complexity", "params and GFLOPs of a detector at the paper's R-50-FPN, 1280x800"),
+    "fps": ("ld_core.commands.fps", "inference FPS of a trained student (batch 1, test pipeline incl. NMS)"),
+    "table": ("ld_core.report.tables", "render a paper table (CSV + LaTeX) from metrics"),
+    "figures": ("ld_core.report.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
+    "scorecard": ("ld_core.report.scorecard", "every paper cell and claim checked on the reproduced numbers"),
+    "bench": ("ld_core.commands.bench", "training-step benchmark: stock mmdet LD vs ours vs the plain student"),
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage + error lines turned into one ``error: <command>: <problem>`` line."""
+
+    def error(self, message):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ld_core", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m ld_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
         sub_parser.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(sub_parser)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return importlib.import_module(args._module).run(args)
     except LDError as exc:
         print(f"error: {exc}", file=sys.stderr)

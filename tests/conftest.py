@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+
+import yaml
 
 import pytest
 
@@ -67,7 +70,7 @@ def teacher_files(tmp_path, mmdet_scope):
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    from ld_core.teacher import save_tensor_checkpoint
+    from ld_core.models.checkpoints import save_tensor_checkpoint
 
     cfg = tiny_gfl_cfg(depth=34)
     path = tmp_path / "teacher_config.py"
@@ -78,13 +81,16 @@ def teacher_files(tmp_path, mmdet_scope):
     return path, ckpt, model
 
 
-TINY_PROFILE = dict(neck_channels=16, head_feat_channels=16, head_stacked_convs=1, head_norm_groups=4, anchor_scale=4)
+# tiny widths with the embedded profile's head overrides (anchors at half the paper's scale)
+EMBEDDED_HEADS = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/scales/embedded.yaml").read_text())["model"]["heads"]
+TINY_PROFILE = dict(neck_channels=16, head_feat_channels=16, head_stacked_convs=1, head_norm_groups=4,
+                    heads=EMBEDDED_HEADS)
 
 
 def tiny_detector_cfg(detector: str = "gfl", *, distribution: bool = True, distill=None, depth: int = 18,
                       num_classes: int = 3, **head_overrides) -> dict:
-    """A tiny config of any Table 3 detector (``ld_core.detector_heads.detector_parts`` on a tiny profile)."""
-    from ld_core.detector_heads import detector_parts
+    """A tiny config of any Table 3 detector (``ld_core.config.detectors.detector_parts`` on a tiny profile)."""
+    from ld_core.config.detectors import detector_parts
 
     parts = detector_parts(detector, num_classes, TINY_PROFILE, distribution=distribution, distill=distill)
     cfg = tiny_gfl_cfg(depth=depth, num_classes=num_classes)

@@ -1,4 +1,4 @@
-"""`python -m ld_core.bench train`: stock LD vs ours vs plain GFL (and the bf16 fast path), timed on CPU."""
+"""`python -m ld_core bench train`: stock LD vs ours vs plain GFL (and the bf16 fast path), timed on CPU."""
 from __future__ import annotations
 
 import contextlib
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ld_core import bench
+from ld_core import cli
+from ld_core.commands import bench
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["train", "--scale", "tiny", "--image-size", "64", "64", "--batch", "2", "--warmup", "2", "--steps", "3",
+ARGS = ["bench", "train", "--scale", "tiny", "--image-size", "64", "64", "--batch", "2", "--warmup", "2", "--steps", "3",
         "--device", "cpu", "--threads", "1"]
 
 
@@ -27,7 +28,7 @@ def report(tmp_path_factory):
     stdout = io.StringIO()
     try:
         with contextlib.redirect_stdout(stdout):
-            rc = bench.main(ARGS + ["--out", str(out)])
+            rc = cli.main(ARGS + ["--out", str(out)])
     finally:  # --threads pins this process; give the rest of the test session its threads back
         torch.set_num_threads(threads)
         os.environ.clear()
@@ -100,13 +101,13 @@ def test_failing_check_is_reported():
                                          (["--image-size", "16", "64"], "--image-size")])
 def test_bad_arguments_give_one_line_errors(capsys, extra, words):
     args = ARGS + extra
-    assert bench.main(args) == 2
+    assert cli.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and words in err
 
 
 def test_runnable_as_module_with_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "ld_core.bench", *ARGS, "--batch", "0"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "ld_core", *ARGS, "--batch", "0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --batch must be at least 1, got 0"

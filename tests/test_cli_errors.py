@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from ld_core.data.synthetic import CLASSES, generate
-from ld_core.matrix import load_matrix
-from ld_core.mmdet_config import build_run_config
-from ld_core.resolve import config_text
-from ld_core.scale import load_scale
+from ld_core.config.matrix import load_matrix
+from ld_core.config.builder import build_run_config
+from ld_core.commands.resolve import config_text
+from ld_core.config.scale import load_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,14 +15,14 @@ PAPER = {("retinanet", False): (37.74, 239.32), ("retinanet", True): (39.07, 267
 
 @pytest.mark.parametrize("detector,distribution", list(PAPER))
 def test_trainable_params_equal_the_paper(detector, distribution):
-    from ld_core.complexity import complexity
+    from ld_core.commands.complexity import complexity
 
     result = complexity(detector, distribution, flops=False)
     assert abs(result["params_M"] - PAPER[detector, distribution][0]) <= 0.01, result
 
 
 def test_distribution_branch_adds_exactly_the_reg_conv():
-    from ld_core.complexity import complexity
+    from ld_core.commands.complexity import complexity
 
     extra = {"retinanet": 1_327_680, "fcos": 147_520, "atss": 147_520, "gfl": 0}
     for detector, params in extra.items():
@@ -33,7 +33,7 @@ def test_distribution_branch_adds_exactly_the_reg_conv():
 @pytest.mark.slow
 @pytest.mark.parametrize("detector,distribution", list(PAPER))
 def test_flops_within_one_percent_of_the_paper(detector, distribution, tmp_path):
-    from ld_core import complexity
+    from ld_core.commands import complexity
 
     parser = argparse.ArgumentParser()
     complexity.add_arguments(parser)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ld_core.cli import main
-from ld_core.datacheck import MAX_LISTED
+from ld_core.commands.datacheck import MAX_LISTED
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]

@@ -72,7 +72,7 @@ def test_classification_side_equals_the_stock_head(mmdet_scope, detector):
 def test_full_ld_step_trains_the_student_only(teacher_files, tmp_path, detector):
     from mmengine.config import Config
 
-    from ld_core.teacher import save_tensor_checkpoint
+    from ld_core.models.checkpoints import save_tensor_checkpoint
 
     teacher_cfg = tiny_detector_cfg(detector, depth=34)
     cfg_path = tmp_path / f"{detector}_teacher.py"
@@ -186,7 +186,7 @@ def test_fcos_vlr_is_the_non_positive_points_inside_gts(mmdet_scope):
     head, gts, rows, vlr = vlr_of_two_images("fcos", seed=8)
     pos = rows.labels < head.num_classes
     points_per_image = rows.centers.reshape(-1, 2)
-    image = torch.cat([torch.arange(2).repeat_interleave(n) for n in rows.num_level_priors])
+    image = torch.arange(2).repeat_interleave(sum(rows.num_level_priors))
     inside = torch.stack([points_inside_boxes(points_per_image[i:i + 1], gts[image[i]].bboxes)[0]
                           for i in range(len(image))])
     assert torch.equal(vlr > 0, inside & ~pos) and vlr.max() == 1 and pos.any()
@@ -196,7 +196,7 @@ def test_teacher_of_another_family_or_without_distribution_is_rejected(tmp_path,
     from mmengine.config import Config
 
     from ld_core.errors import TeacherMismatchError
-    from ld_core.teacher import check_teacher_compat
+    from ld_core.models.checkpoints import check_teacher_compat
 
     student = tiny_detector_cfg("atss", distill=dict(ld="full"))
     cases = [(tiny_detector_cfg("gfl"), "head gfl (GFLHead) (teacher) vs atss (LDDistATSSHead) (student)"),
@@ -228,8 +228,7 @@ def test_teacher_of_another_family_or_without_distribution_is_rejected(tmp_path,
 
 
 def test_gfl_main_parts_equal_todays_gfl_head():
-    from ld_core.detector_heads import detector_parts
-    from ld_core.matrix import Run
+    from ld_core.config.detectors import detector_parts
 
     expected_plain = dict(
         type="GFLHead", num_classes=4, in_channels=16, stacked_convs=1, feat_channels=16,
@@ -239,24 +238,16 @@ def test_gfl_main_parts_equal_todays_gfl_head():
         loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
         loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25), reg_max=16,
         loss_bbox=dict(type="GIoULoss", loss_weight=2.0))
-    scale = dict(model=dict(TINY_PROFILE, backbone_base_channels=8, pretrained=False))
     for distill in (None, dict(ld="main"), dict(ld="main", gt_box_losses=False, ld_weight=1, temperature=5,
                                                       true_kl=True, ld_normalize="per_positive")):
         parts = detector_parts("gfl", 4, TINY_PROFILE, distribution=True, distill=distill)
         assert parts["type"] == "GFL" and parts["train_cfg"]["assigner"] == dict(type="ATSSAssigner", topk=9)
         if distill is None:
             assert parts["bbox_head"] == expected_plain
-        try:
-            from ld_core.mmdet_config import _gfl_head
-        except ImportError:  # replaced by detector_parts: the literal above still pins the plain head
-            continue
-        run = Run(id="r", detector="gfl", backbone="R-18", dataset="coco", schedule="1x",
-                  teacher=None if distill is None else "t", distill=dict(distill or {}))
-        assert parts["bbox_head"] == _gfl_head(4, scale, run)
 
 
 def test_parts_for_each_detector_and_student_head():
-    from ld_core.detector_heads import DISTILL_KEYS, detector_parts, student_head
+    from ld_core.config.detectors import DISTILL_KEYS, detector_parts, student_head
     from ld_core.errors import ConfigError
 
     retina = detector_parts("retinanet", 80, TINY_PROFILE, distribution=True, distill=dict(ld="full"))
@@ -266,7 +257,7 @@ def test_parts_for_each_detector_and_student_head():
     assert head["loss_ld"]["loss_weight"] == 5 and head["loss_kd"] == dict(
         type="KnowledgeDistillationKLDivLoss", loss_weight=10, T=8)
     assert head["loss_ld_vlr"]["loss_weight"] == 0.25 and head["vlr_weighting"] == "mask"
-    paper = detector_parts("retinanet", 80, dict(TINY_PROFILE, anchor_scale=8), distribution=False, distill=None)
+    paper = detector_parts("retinanet", 80, dict(TINY_PROFILE, heads={}), distribution=False, distill=None)
     assert paper["bbox_head"]["type"] == "RetinaHead"
     assert paper["bbox_head"]["anchor_generator"]["octave_base_scale"] == 4
     fcos = detector_parts("fcos", 80, TINY_PROFILE, distribution=True, distill=dict(ld="full", gt_box_losses=False))
@@ -288,15 +279,15 @@ def test_parts_for_each_detector_and_student_head():
 
 
 def test_anchor_vlr_rows_follow_the_row_order(mmdet_scope):
-    """Rows are (level, image, anchor); the VLR weights of each image's anchors land on its rows."""
+    """Rows are (image, level, anchor), as LDGFLHead's; the VLR weights of each image's anchors land on its rows."""
     from ld_core.models.regions import vlr_region
 
     head, gts, rows, vlr = vlr_of_two_images("retinanet", seed=9)
     anchors, counts = torch.cat(rows.mlvl_priors), rows.num_level_priors
-    per_image = [vlr_region(anchors, gt.bboxes, counts) for gt in gts]
-    starts = [sum(counts[:lvl]) for lvl in range(len(counts))]
-    expected = torch.cat([per_image[i][start:start + n] for start, n in zip(starts, counts) for i in range(2)])
+    expected = torch.cat([vlr_region(anchors, gt.bboxes, counts) for gt in gts])
     assert torch.equal(vlr, expected) and vlr.sum() > 0
+    n = sum(counts)
+    assert torch.equal(rows.levels[:n], rows.levels[n:]) and torch.equal(rows.centers[:n], rows.centers[n:])
 
 
 def test_vlr_iou_weighting_and_positive_exclusion_shrink_the_vlr_term(mmdet_scope):

@@ -45,7 +45,7 @@ def setup(tmp_path_factory):
 
     import ld_core.models  # noqa: F401
     from ld_core.data.synthetic import CLASSES, generate
-    from ld_core.teacher import save_tensor_checkpoint
+    from ld_core.models.checkpoints import save_tensor_checkpoint
 
     register_all_modules(init_default_scope=True)
     tmp = tmp_path_factory.mktemp("figures")
@@ -81,7 +81,7 @@ def _args(setup, out_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def rendered(setup):
-    from ld_core.figures import make_figures
+    from ld_core.report.figures import make_figures
 
     out = setup["tmp"] / "out"
     written = make_figures(*_args(setup, out), num_images_fig1=2, num_images_fig2=2, score_thr=0.0)
@@ -132,7 +132,7 @@ def test_nms_095_keeps_at_least_as_many_boxes_as_06(rendered):
 
 
 def test_detect_overrides_nms_and_restores_it(setup):
-    from ld_core.figures import detect, load_model
+    from ld_core.report.figures import detect, load_model
 
     cfg_path, ckpt = setup["files"]["ld"]
     model = load_model(cfg_path, ckpt)
@@ -155,7 +155,7 @@ def test_detect_overrides_nms_and_restores_it(setup):
 
 def test_missing_checkpoint_is_one_line_error_and_writes_nothing(setup):
     from ld_core.errors import ConfigError
-    from ld_core.figures import make_figures
+    from ld_core.report.figures import make_figures
 
     out = setup["tmp"] / "missing"
     gone = setup["tmp"] / "ld" / "nope.pth"
@@ -168,7 +168,7 @@ def test_missing_checkpoint_is_one_line_error_and_writes_nothing(setup):
 
 def test_missing_annotation_is_data_error(setup):
     from ld_core.errors import DataError
-    from ld_core.figures import make_figures
+    from ld_core.report.figures import make_figures
 
     args = _args(setup, setup["tmp"] / "noann")
     args[4] = setup["tmp"] / "none.json"
@@ -180,7 +180,7 @@ def test_checkpoint_not_fitting_config_is_one_line_error(setup, tmp_path):
     from mmengine.config import Config
 
     from ld_core.errors import ConfigError
-    from ld_core.figures import load_model
+    from ld_core.report.figures import load_model
 
     cfg = _full_cfg(_model_cfg(num_classes=7), ["c"] * 7)
     path = tmp_path / "config.py"
@@ -194,7 +194,7 @@ def test_checkpoint_not_fitting_config_is_one_line_error(setup, tmp_path):
 def test_failure_while_saving_leaves_no_partial_files(setup, monkeypatch):
     from matplotlib.figure import Figure
 
-    from ld_core.figures import make_figures
+    from ld_core.report.figures import make_figures
 
     out = setup["tmp"] / "broken"
     real, calls = Figure.savefig, []

@@ -20,7 +20,7 @@ def fps_setup(tmp_path_factory):
 
     importlib.import_module("ld_core.models")  # registers the LD heads
     from ld_core.data.synthetic import CLASSES, generate
-    from ld_core.teacher import save_tensor_checkpoint
+    from ld_core.models.checkpoints import save_tensor_checkpoint
 
     register_all_modules(init_default_scope=True)
     root = tmp_path_factory.mktemp("fps")
@@ -42,7 +42,7 @@ def fps_setup(tmp_path_factory):
 
 
 def test_fps_of_the_student_alone(fps_setup):
-    from ld_core.fps import measure_fps
+    from ld_core.commands.fps import measure_fps
 
     cfg_path, ckpt, _ = fps_setup
     result = measure_fps(cfg_path, ckpt, images=3, warmup=1, runs=2, threads=1)
@@ -55,9 +55,9 @@ def test_fps_cli_writes_json_and_refuses_a_foreign_checkpoint(fps_setup, tmp_pat
     from mmdet.registry import MODELS
     from mmengine.config import ConfigDict
 
-    from ld_core import fps
+    from ld_core.commands import fps
     from ld_core.errors import ConfigError
-    from ld_core.teacher import save_tensor_checkpoint
+    from ld_core.models.checkpoints import save_tensor_checkpoint
 
     cfg_path, ckpt, _ = fps_setup
     parser = argparse.ArgumentParser()

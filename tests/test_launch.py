@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ld_core.cli import main
-from ld_core.launch import LaunchPlan, child_env, plan_launch, torchrun_argv
+from ld_core.commands.launch import LaunchPlan, child_env, plan_launch, torchrun_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_paper_profile_logs_the_linearly_scaled_lr(tmp_path):
     """Paper scale: batch 2 per GPU, lr 0.01 for a real batch of 16 (mmengine auto_scale_lr, base 16)."""
     from mmengine.config import Config
 
-    from ld_core.train import lr_scaling_line
+    from ld_core.commands.train import lr_scaling_line
 
     data_root = tmp_path / "coco"
     data_root.mkdir()
@@ -86,7 +86,7 @@ def test_two_process_training_on_the_cpu_with_gloo(tmp_path):
     """`--procs 2` without GPUs: torchrun, 2 gloo ranks, DDP; the real batch (2 x 4) scales the lr by 8/16."""
     from mmengine.config import Config
 
-    from ld_core.teacher import load_tensor_state_dict
+    from ld_core.models.checkpoints import load_tensor_state_dict
 
     path = resolved_config(tmp_path)
     cfg = Config.fromfile(str(path))

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from ld_core.errors import ConfigError
-from ld_core.matrix import load_matrix
-from ld_core.pipeline import load_pipeline, validate_config
+from ld_core.config.matrix import load_matrix
+from ld_core.config.pipeline import load_pipeline, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -38,8 +38,8 @@ def test_tables_share_runs_and_take_their_seeds_from_the_pool():
 
 
 def test_dcn_backbones_and_voc_datasets_resolve(tmp_path):
-    from ld_core.mmdet_config import build_run_config
-    from ld_core.scale import load_scale
+    from ld_core.config.builder import build_run_config
+    from ld_core.config.scale import load_scale
 
     m = load_matrix(ROOT / "configs" / "experiments.yaml")
     embedded = load_scale(ROOT / "configs" / "scales" / "embedded.yaml")
@@ -83,7 +83,7 @@ def test_paper_scale_needs_voc_root_only_for_voc_tables(tmp_path):
 
 
 def test_voc_metrics_in_percent():
-    from ld_core.evaluate import voc_metrics
+    from ld_core.commands.evaluate import voc_metrics
 
     raw = {"pascal_voc/mAP": 0.5, **{f"pascal_voc/AP{i}": i / 100 for i in range(50, 100, 5)}}
     out = voc_metrics(raw)
@@ -136,9 +136,9 @@ def test_paper_scale_needs_an_existing_data_root(tmp_path):
 
 
 def test_resolved_configs(tmp_path):
-    from ld_core.matrix import load_matrix
-    from ld_core.mmdet_config import build_run_config, student_only
-    from ld_core.scale import load_scale
+    from ld_core.config.matrix import load_matrix
+    from ld_core.config.builder import build_run_config, student_only
+    from ld_core.config.scale import load_scale
 
     m = load_matrix(ROOT / "configs" / "experiments.yaml")
     scale = load_scale(ROOT / "configs" / "scales" / "embedded.yaml")

@@ -103,9 +103,9 @@ def test_resolved_configs_turn_it_on_per_scale():
     from pathlib import Path
 
     from ld_core.data.synthetic import CLASSES
-    from ld_core.matrix import load_matrix
-    from ld_core.mmdet_config import build_run_config
-    from ld_core.scale import load_scale
+    from ld_core.config.matrix import load_matrix
+    from ld_core.config.builder import build_run_config
+    from ld_core.config.scale import load_scale
 
     root = Path(__file__).resolve().parents[1]
     run = load_matrix(root / "configs" / "experiments.yaml").run("gfl_r18")
@@ -129,7 +129,7 @@ def test_scale_train_section_errors_name_the_file(tmp_path, mutate, needle):
     import yaml
 
     from ld_core.errors import ConfigError
-    from ld_core.scale import load_scale
+    from ld_core.config.scale import load_scale
 
     root = Path(__file__).resolve().parents[1]
     scale = yaml.safe_load((root / "configs" / "scales" / "embedded.yaml").read_text())

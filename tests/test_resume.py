@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ld_core.train import CONFIG_STAMP, _history_buffer_statistic, prepare_work_dir
+from ld_core.commands.train import CONFIG_STAMP, _history_buffer_statistic, prepare_work_dir
 from test_launch import resolved_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_mmengine_checkpoints_load_with_weights_only_and_the_allow_list(tmp_path
     hub.update_scalar("train/lr", 0.01)
     torch.save({"meta": {"iter": 2}, "message_hub": hub.state_dict(), "state_dict": {"w": torch.ones(2)}},
                tmp_path / "iter_2.pth")
-    code = ("import sys, torch; from ld_core.train import allow_mmengine_checkpoint_globals\n"
+    code = ("import sys, torch; from ld_core.commands.train import allow_mmengine_checkpoint_globals\n"
             "try:\n    torch.load(sys.argv[1], weights_only=True); print('loaded without allow-list')\n"
             "except Exception as exc:\n    print('refused')\n"
             "allow_mmengine_checkpoint_globals()\n"

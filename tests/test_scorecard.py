@@ -1,4 +1,5 @@
-"""ld_core.scorecard: the claims file, claim evaluation (holds / margin / seed spread), cells, Markdown, plots."""
+"""ld_core.report.scorecard: the claims file, claim evaluation (holds / margin / seed spread), cells, Markdown;
+ld_core.report.plots: the bar plots it writes."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,8 @@ import yaml
 
 from ld_core.cli import main as cli_main
 
-from ld_core import scorecard, tables
+from ld_core.report import format as fmt
+from ld_core.report import plots, scorecard, stats, tables
 from ld_core.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ def claims():
 
 
 def write_tidy(path: Path, seeds: dict, table: str = "table1") -> Path:
-    """A tidy table CSV in the ld_core.tables format; ``seeds`` maps (row, metric) -> per-seed values."""
+    """A tidy table CSV in the ld_core.report.tables format; ``seeds`` maps (row, metric) -> per-seed values."""
     paper = tables.load_paper_values(PAPER)
     number = int(table[len("table"):])
     lookup = {(r, m): v for t, r, m, v in zip(paper["table"], paper["row"], paper["metric"], paper["value"])
@@ -46,7 +48,8 @@ def write_tidy(path: Path, seeds: dict, table: str = "table1") -> Path:
         p = lookup.get((row, metric), math.nan)
         recs.append({"table": table, "row": row, "run": TABLE1_RUNS.get(row, f"run_{row}"), "metric": metric,
                      "paper": p, "reproduced": round(mean, 4), "reproduced_std": round(std, 4) if n > 1 else math.nan,
-                     "n_seeds": n, "delta": round(mean - p, 2), "Teacher": "R-101", "Student": "R-18"})
+                     "n_seeds": n, "delta": round(mean - p, 2), "per_seed": fmt.per_seed_text(dict(enumerate(values))),
+                     "Teacher": "R-101", "Student": "R-18"})
     df = pd.DataFrame(recs, columns=tables.TIDY_COLUMNS + ["Teacher", "Student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(df.to_csv(index=False, lineterminator="\n"))
@@ -101,7 +104,7 @@ def test_every_claim_holds_on_the_paper_numbers(claims, paper):
         res = scorecard.evaluate_claim(c, frame, column="paper")
         assert res["holds"] is True, (c["id"], res)
         assert res["margin"] >= 0
-        assert res["beyond_seed_spread"] == "n/a"
+        assert fmt.is_missing(res["n"]) and math.isnan(res["ci_lo"])
     # Table 1's "only 0.1 AP is increased": ld+gt vs ld-only, AP75 equal -> margin 0 (allowed)
     t1 = next(c for c in claims if c["table"] == "table1" and c["than"] == "ld-only")
     assert scorecard.evaluate_claim(t1, frame, column="paper")["margin"] == pytest.approx(0.0)
@@ -115,46 +118,63 @@ def test_failing_claim_reports_negative_margin(tmp_path):
     seeds = {("gt-only", "AP"): [36.0], ("gt-only", "AP75"): [38.0], ("ld-only", "AP"): [35.5],
              ("ld-only", "AP75"): [37.9], ("ld+gt", "AP"): [36.2], ("ld+gt", "AP75"): [38.4]}
     csv = write_tidy(tmp_path / "tables" / "table1.csv", seeds)
-    _, claims = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
     rec = claim_by_id(claims, "t1-ld-only-beats-gt")
-    assert rec["holds"] is False
+    assert rec["holds"] == "one seed" and rec["n"] == 1 and math.isnan(rec["ci_lo"])  # one seed: no verdict
     assert rec["holds_in_paper"] is True
     assert rec["margin"] == pytest.approx(-0.5)
     assert rec["weakest"] == "ld-only − gt-only, AP"
-    assert rec["beyond_seed_spread"] == "one seed"
     ok = claim_by_id(claims, "t1-gt-adds-little")  # ld+gt (36.2, 38.4) >= ld-only (35.5, 37.9)
-    assert ok["holds"] is True and ok["margin"] == pytest.approx(0.5)
+    assert ok["holds"] == "one seed" and ok["margin"] == pytest.approx(0.5)
 
 
-def test_allow_equal():
+def test_allow_equal_and_one_seed():
     tidy = pd.DataFrame({"table": ["table1"] * 2, "row": ["a", "b"], "metric": ["AP", "AP"],
-                         "reproduced": [36.4, 36.4], "reproduced_std": [math.nan] * 2, "n_seeds": [1, 1]})
+                         "reproduced": [36.4, 36.4], "reproduced_std": [math.nan] * 2, "n_seeds": [2, 2],
+                         "per_seed": ["0:36.4;1:36.5", "0:36.4;1:36.5"]})
     claim = {"id": "x", "table": "table1", "text": "t", "better": ["a"], "than": "b", "metrics": ["AP"]}
-    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["holds"] is True
+    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["holds"] is True   # [0, 0] >= 0
     assert scorecard.evaluate_claim({**claim, "allow_equal": False}, tidy)["holds"] is False
+    tidy["per_seed"] = ["0:36.4", "0:36.4"]
+    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["holds"] == "one seed"
     # float noise (36.5 - 36.4 = 0.10000000000000142) does not break equality or margins
     tidy.loc[0, "reproduced"] = 36.5
     assert scorecard.evaluate_claim({**claim, "allow_equal": False}, tidy)["margin"] == 0.1
 
 
 @pytest.mark.parametrize("gt, ld_only, expected", [
-    ([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], True),    # diff 1.0 > 2 x 0.1
-    ([35.0, 35.1, 35.2], [33.0, 36.1, 39.2], False),   # diff 1.0 < 2 x 3.1 (still holds on the means)
+    ([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], True),     # every seed +1.0: interval [1.0, 1.0]
+    ([35.0, 35.1, 35.2], [36.0, 36.3, 36.0], True),     # +1.0, +1.2, +0.8: interval [0.50, 1.50]
+    ([35.0, 35.1, 35.2], [36.5, 35.6, 36.2], False),    # +1.5, +0.5, +1.0: interval [-0.24, 2.24]
+    ([35.0, 35.1, 35.2], [33.0, 36.1, 39.2], False),    # -2, +1, +4: mean 1.0 but the interval reaches below 0
     ([35.1], [36.1], "one seed"),
-    ([35.0, 35.1, 35.2], [36.1], "one seed"),          # one side with a single seed
+    ([35.0, 35.1, 35.2], [36.1], "one seed"),           # one common seed
 ])
-def test_beyond_seed_spread(tmp_path, gt, ld_only, expected):
+def test_paired_interval_decides(tmp_path, gt, ld_only, expected):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds(gt, ld_only, [37.0, 37.1, 37.2]))
-    _, claims = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
     rec = claim_by_id(claims, "t1-ld-only-beats-gt")
-    assert rec["holds"] is True
-    assert rec["margin"] == pytest.approx(1.0)
-    assert rec["beyond_seed_spread"] == expected
+    diffs = [b - a for a, b in zip(gt, ld_only)]  # paired over the common seeds
+    assert rec["margin"] == pytest.approx(statistics.fmean(ld_only) - statistics.fmean(gt))  # of the means
+    assert rec["n"] == len(diffs)
+    if len(diffs) > 1:
+        half = stats.t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        assert rec["ci_lo"] == pytest.approx(statistics.fmean(diffs) - half, abs=1e-4)
+        assert rec["holds"] is (rec["ci_lo"] > 0)
+    assert rec["holds"] == expected
+
+
+def test_t_interval_matches_the_textbook_value():
+    d = stats.paired_difference({0: 1.5, 1: 0.5, 2: 1.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+    assert d.n == 3 and d.mean == pytest.approx(1.0)
+    assert stats.t_quantile(2) == pytest.approx(4.302653, abs=1e-5)   # t_{0.975, 2}
+    assert (d.lo, d.hi) == pytest.approx((1.0 - 4.302653 * 0.5 / math.sqrt(3), 1.0 + 4.302653 * 0.5 / math.sqrt(3)))
+    assert stats.paired_difference({0: 1.0}, {1: 0.0}) is None
 
 
 def test_tables_not_built_are_not_run(tmp_path, paper):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.2], [36.0, 36.4], [36.5, 36.7]))
-    cells, claims = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    cells, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
     # every paper cell is there, once
     assert len(cells) == len(paper)
     assert not cells.duplicated(["table", "row", "metric"]).any()
@@ -174,17 +194,17 @@ def test_tables_not_built_are_not_run(tmp_path, paper):
         if rec["table"] == "table1":
             assert rec["holds"] in (True, False)
         else:
-            assert rec["holds"] == "not run" and rec["beyond_seed_spread"] == "not run"
+            assert rec["holds"] == "not run" and fmt.is_missing(rec["n"])
             assert math.isnan(rec["margin"]) and "not built" in rec["note"]
 
 
 def test_missing_row_in_a_built_table_is_not_run(tmp_path):
     seeds = {k: v for k, v in table1_seeds([35.0], [36.0], [36.5]).items() if k[0] != "ld+gt"}
     csv = write_tidy(tmp_path / "table1.csv", seeds)
-    cells, claims = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    cells, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
     rec = claim_by_id(claims, "t1-gt-adds-little")
     assert rec["holds"] == "not run" and "ld+gt" in rec["note"]
-    assert claim_by_id(claims, "t1-ld-only-beats-gt")["holds"] is True
+    assert claim_by_id(claims, "t1-ld-only-beats-gt")["holds"] == "one seed"
     assert (cells[(cells["table"] == "table1") & (cells["row"] == "ld+gt")]["status"] == "not run").all()
 
 
@@ -197,10 +217,10 @@ def test_works_on_a_table_built_by_ld_core_tables(tmp_path):
     tidy = tables.build_table("table1", spec, metrics, tables.load_paper_values(PAPER))
     csv = tmp_path / "table1.csv"
     csv.write_text(tidy.to_csv(index=False, lineterminator="\n"))
-    _, claims = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
     rec = claim_by_id(claims, "t1-ld-only-beats-gt")
     assert rec["holds"] is True and rec["margin"] == pytest.approx(1.0)
-    assert rec["beyond_seed_spread"] is True  # std 0.1 each side, diff 1.0
+    assert rec["n"] == 3 and rec["ci_lo"] == pytest.approx(1.0)  # every seed +1.0
 
 
 # ----------------------------------------------------------------------------------------------- outputs
@@ -209,44 +229,55 @@ def test_works_on_a_table_built_by_ld_core_tables(tmp_path):
 def test_write_scorecard_outputs(tmp_path, capsys):
     csv = write_tidy(tmp_path / "tables" / "table1.csv",
                      table1_seeds([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], [36.5, 36.6, 36.7]))
-    out_csv, out_md, plots = tmp_path / "out" / "scorecard.csv", tmp_path / "out" / "scorecard.md", tmp_path / "fig"
+    out_csv, out_md, plot_dir = tmp_path / "out" / "scorecard.csv", tmp_path / "out" / "scorecard.md", tmp_path / "fig"
     rc = cli_main(["scorecard", "--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(PAPER),
-                         "--csv", str(out_csv), "--md", str(out_md), "--plot-dir", str(plots)])
+                         "--csv", str(out_csv), "--md", str(out_md), "--plot-dir", str(plot_dir)])
     assert rc == 0
     n = len(scorecard.load_claims(CLAIMS))
     n_other = sum(1 for c in scorecard.load_claims(CLAIMS) if c["table"] != "table1")
-    summary = f"{n - n_other} of {n} claims hold on the reproduced numbers; {n_other} not run"
+    summary = (f"{n - n_other} of {n} claims hold on the reproduced numbers (paired 95 % interval above 0); "
+               f"0 one seed; {n_other} not run")
     assert summary in capsys.readouterr().out
 
     df = pd.read_csv(out_csv, dtype=str, keep_default_na=False)
     assert set(df["kind"]) == {"cell", "claim"}
     assert df.columns[0] == "kind"
     for col in ("table", "row", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta", "status",
-                "id", "holds", "holds_in_paper", "margin", "beyond_seed_spread"):
+                "id", "holds", "holds_in_paper", "margin", "n", "ci_lo", "ci_hi", "per_seed"):
         assert col in df.columns, col
     claim_rows = df[df["kind"] == "claim"]
     assert len(claim_rows) == n and set(claim_rows["holds_in_paper"]) == {"True"}
-    assert claim_rows.set_index("id").loc["t1-ld-only-beats-gt", "beyond_seed_spread"] == "True"
+    assert claim_rows.set_index("id").loc["t1-ld-only-beats-gt", "holds"] == "True"
     assert (df[df["kind"] == "cell"]["id"] == "").all()
 
     md = out_md.read_text()
     assert md.startswith("# ")
     assert summary in md
-    assert "2 × max(std_better, std_than)" in md  # the seed-spread rule is stated
+    assert "paired by seed" in md and "95 % Student-t interval" in md  # the rule is stated
     assert "| t1-ld-only-beats-gt |" in md
     assert "## table1" in md and "## table4 (not run)" in md
     assert "| ld-only | AP | 36.4 | 36.1 ± 0.1 | -0.3 | reproduced |" in md
 
-    png = plots / "table1_bars.png"
+    png = plot_dir / "table1_bars.png"
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in plots.iterdir()) == ["table1_bars.png"]  # only built tables, no temp files
+    assert sorted(p.name for p in plot_dir.iterdir()) == ["table1_bars.png"]  # only built tables, no temp files
+    assert png.read_bytes() == plots.bars_png(scorecard.load_tidy(csv))  # the plot of the table CSV, as rendered
 
 
-def test_plot_table(tmp_path):
+def test_bars_png(tmp_path):
     csv = write_tidy(tmp_path / "t.csv", table1_seeds([35.0], [36.0], [36.5], metrics=("AP", "AP50", "AP75", "APs")))
-    out = scorecard.plot_table(scorecard.load_tidy(csv), tmp_path / "p" / "table1_bars.png")
-    assert Path(out).stat().st_size > 1000
+    png = plots.bars_png(scorecard.load_tidy(csv))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    with pytest.raises(DataError, match="empty table"):
+        plots.bars_png(scorecard.load_tidy(csv).iloc[0:0])
+
+
+def test_build_scorecard_returns_the_built_tables(tmp_path):
+    one = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0], [36.0], [36.5]))
+    _, _, built = scorecard.build_scorecard([one], CLAIMS, PAPER)
+    assert list(built) == ["table1"]
+    pd.testing.assert_frame_equal(built["table1"], scorecard.load_tidy(one))
 
 
 def test_nothing_partial_on_error(tmp_path):
@@ -270,6 +301,12 @@ def test_nothing_partial_on_error(tmp_path):
     with pytest.raises(DataError, match="broken.csv"):
         scorecard.write_scorecard([broken], CLAIMS, PAPER, out / "s.csv", out / "s.md")
     assert not (out / "s.csv").exists()
+    with pytest.raises(DataError, match="gone.csv: table CSV does not exist"):
+        scorecard.write_scorecard([tmp_path / "gone.csv"], CLAIMS, PAPER, out / "s.csv", out / "s.md")
+    unreadable = tmp_path / "latin1.csv"
+    unreadable.write_bytes(b"table,row\n\xff\n")
+    with pytest.raises(DataError, match=r"latin1.csv: malformed CSV \('utf-8' codec can't decode"):
+        scorecard.load_tidy(unreadable)
 
 
 def test_same_table_twice_is_an_error(tmp_path):

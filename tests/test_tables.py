@@ -1,4 +1,4 @@
-"""ld_core.tables: tidy table, LaTeX rendering and atomic writing for the paper's table1."""
+"""ld_core.report.tables: tidy table, LaTeX rendering and atomic writing for the paper's table1."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ld_core import tables
+from ld_core.report import tables
 from ld_core.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +74,8 @@ def test_load_metrics_rows(metric_files):
 
 def test_build_table_values(spec, paper, metric_files):
     tidy = tables.build_table("table1", spec, tables.load_metrics(metric_files), paper)
-    assert list(tidy.columns[:9]) == tables.TIDY_COLUMNS
-    assert list(tidy.columns[9:]) == spec["columns"]
+    assert list(tidy.columns[:10]) == tables.TIDY_COLUMNS
+    assert list(tidy.columns[10:]) == spec["columns"]
     # spec row order, metrics in spec order within a row
     assert list(zip(tidy["row"], tidy["metric"])) == [
         ("gt-only", "AP"), ("gt-only", "AP75"), ("ld-only", "AP"), ("ld-only", "AP75"),
@@ -193,7 +193,7 @@ def test_write_table_and_cli(tmp_path, metric_files):
                               "--metrics", *map(str, metric_files), "--csv", str(csv_out), "--tex", str(tex_out)])
     assert tables.run(args) == 0
     back = pd.read_csv(csv_out)
-    assert list(back.columns[:9]) == tables.TIDY_COLUMNS and len(back) == 6
+    assert list(back.columns[:10]) == tables.TIDY_COLUMNS and len(back) == 6
     assert back.loc[0, "reproduced"] == pytest.approx(36.2)
     assert "\\bottomrule" in tex_out.read_text()
     assert not [p for p in csv_out.parent.iterdir() if p.name.startswith(".")]  # no temp files left

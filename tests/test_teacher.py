@@ -50,7 +50,7 @@ def test_teacher_follows_device_and_dtype_moves(teacher_files):
 
 
 def test_checkpoint_is_tensor_only_and_loads_with_weights_only(tmp_path, teacher_files):
-    from ld_core.teacher import load_tensor_state_dict
+    from ld_core.models.checkpoints import load_tensor_state_dict
 
     _, ckpt, model = teacher_files
     payload = torch.load(ckpt, weights_only=True)
@@ -61,7 +61,7 @@ def test_checkpoint_is_tensor_only_and_loads_with_weights_only(tmp_path, teacher
 
 def test_pickled_checkpoint_is_refused_with_one_line(tmp_path):
     from ld_core.errors import ConfigError
-    from ld_core.teacher import load_tensor_state_dict
+    from ld_core.models.checkpoints import load_tensor_state_dict
 
     bad = tmp_path / "bad.pth"
     torch.save({"state_dict": {}, "obj": argparse.Namespace(a=1)}, bad)  # what mmengine-style pickles hold
@@ -81,7 +81,7 @@ def test_mismatched_teacher_is_rejected_naming_both_configs(tmp_path, mmdet_scop
     from mmengine.config import Config
 
     from ld_core.errors import TeacherMismatchError
-    from ld_core.teacher import check_teacher_compat
+    from ld_core.models.checkpoints import check_teacher_compat
 
     teacher = tiny_gfl_cfg(depth=34, **change)
     student = tiny_gfl_cfg()

@@ -127,7 +127,18 @@ def test_tiny_voc_self_ld_and_dcn_runs_for_real(tmp_path):
     }
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(yaml.safe_dump({"runs": {k: full["runs"][k] for k in keep}, "tables": tables}))
-    cfg = ["--config", "scale=tiny", f"matrix={matrix}", "tables=[table2,table4]", "seeds=[0]", "figures=false"]
+    # the paper's numbers and the claims are checked against the matrix at parse time: only the kept rows
+    rows = {(t, r["row"]) for t, spec in tables.items() for r in spec["rows"]}
+    paper_lines = (ROOT / "configs/paper_tables.csv").read_text().splitlines()
+    paper = tmp_path / "paper_tables.csv"
+    paper.write_text("\n".join([paper_lines[0]] + [l for l in paper_lines[1:]
+                                                   if (f"table{l.split(',')[0]}", l.split(",")[1]) in rows]) + "\n")
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [
+        c for c in yaml.safe_load((ROOT / "configs/claims.yaml").read_text())["claims"]
+        if all((c["table"], r) in rows for r in [*c["better"], c["than"]])]}))
+    cfg = ["--config", "scale=tiny", f"matrix={matrix}", f"paper_tables={paper}", f"claims={claims}",
+           "tables=[table2,table4]", "seeds=[0]", "figures=false"]
     snakemake(tmp_path, "--cores", "2", *cfg, timeout=600)
     results = tmp_path / "results"
     assert (results / "runs/gfl_x101dcn/seed1000/checkpoint.pth").is_file(), "the Self-LD teacher (seed 1000)"

@@ -18,7 +18,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..errors import ConfigError
-from ..scale import MIXED_PRECISION_DTYPES
+from ..config.scale import MIXED_PRECISION_DTYPES
 
 DTYPES = {name: getattr(torch, name) for name in MIXED_PRECISION_DTYPES}
 

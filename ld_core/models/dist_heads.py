@@ -8,8 +8,9 @@ classification (+ centerness) losses; the box losses are GIoU on the decoded box
 the detector's own weighting and normalisation of its box loss. The only new parameters are those of the
 wider reg conv (RetinaNet +1,327,680, FCOS/ATSS +147,520 at 256 channels, 80 classes).
 
-Losses are computed over all levels and images at once on rows in level-major order (level, image, prior),
-the order the heads' ``get_targets`` produce.
+Losses are computed over all levels and images at once on rows in (image, level, prior) order, the one
+row order of every LD head (:func:`ld_core.models.ld_terms.flatten_rows`); the heads' level-major targets
+are reordered to it.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from mmdet.structures.bbox import distance2bbox
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
-from .ld_terms import batch_anchor_vlr, to_level_major
+from .ld_terms import batch_anchor_vlr, flatten_rows, level_ids, rows_of_levels
 from .regions import box_centers, points_inside_boxes
 
 DFL = dict(type="DistributionFocalLoss", loss_weight=0.25)
@@ -52,14 +53,9 @@ class CenterDistanceBBoxCoder(DistancePointBBoxCoder):
         return super().decode(prior_centers(points), pred_bboxes, max_shape)
 
 
-def flatten_level_major(maps: Sequence[Tensor], channels: int) -> Tensor:
-    """Per-level (N, A·channels, H, W) maps -> (Σ_l N·H·W·A, channels) rows in (level, image, prior) order."""
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
-
-
 @dataclass
 class Rows:
-    """A batch flattened to rows (level, image, prior): predictions, targets and priors."""
+    """A batch flattened to rows (image, level, prior): predictions, targets and priors."""
 
     cls_score: Tensor                 # (M, C) logits
     bbox_pred: Tensor                 # (M, 4·(reg_max+1)) logits
@@ -80,13 +76,12 @@ class Rows:
         return ((self.labels >= 0) & (self.labels < num_classes)).nonzero().squeeze(1)
 
 
-def level_rows(mlvl_priors: Sequence[Tensor], strides: Sequence, num_imgs: int):
-    """Prior centres, strides and level ids of all rows, (level, image, prior) order."""
-    centers = torch.cat([prior_centers(p).repeat(num_imgs, 1) for p in mlvl_priors])
-    stride_rows = torch.cat([p.new_full((len(p) * num_imgs,), float(s[0] if isinstance(s, tuple) else s))
-                             for p, s in zip(mlvl_priors, strides)])
-    levels = torch.cat([torch.full((len(p) * num_imgs,), lvl, dtype=torch.long, device=p.device)
-                        for lvl, p in enumerate(mlvl_priors)])
+def prior_rows(mlvl_priors: Sequence[Tensor], strides: Sequence, num_imgs: int):
+    """Prior centres, strides and level ids of all rows, (image, level, prior) order."""
+    centers = torch.cat([prior_centers(p) for p in mlvl_priors]).repeat(num_imgs, 1)
+    stride_rows = torch.cat([p.new_full((len(p),), float(s[0] if isinstance(s, tuple) else s))
+                             for p, s in zip(mlvl_priors, strides)]).repeat(num_imgs)
+    levels = level_ids([len(p) for p in mlvl_priors], num_imgs, mlvl_priors[0].device)
     return centers, stride_rows, levels
 
 
@@ -142,8 +137,7 @@ class DistributionHeadMixin:
     def vlr_rows(self, rows: Rows, batch_gt_instances, topk: int = 9, low: float = 0.25,
                  weighting: str = "mask") -> Tensor:
         """(M,) VLR weights of the rows (anchor heads: the DIoU band of ``regions.vlr_region``)."""
-        weights = batch_anchor_vlr(rows.mlvl_priors, batch_gt_instances, topk, low, weighting)
-        return to_level_major(weights, rows.num_level_priors)
+        return batch_anchor_vlr(rows.mlvl_priors, batch_gt_instances, topk, low, weighting).reshape(-1)
 
 
 @MODELS.register_module()
@@ -165,7 +159,7 @@ class DistRetinaHead(DistributionHeadMixin, RetinaHead):
                                     padding=1)
 
     def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
-        """Targets (MaxIoU) and predictions as level-major rows."""
+        """Targets (MaxIoU) and predictions as rows."""
         cls_scores, bbox_preds = outs[:2]
         num_imgs = cls_scores[0].size(0)
         featmap_sizes = [f.shape[-2:] for f in cls_scores]
@@ -174,14 +168,12 @@ class DistRetinaHead(DistributionHeadMixin, RetinaHead):
         labels, label_weights, bbox_targets, _, avg_factor = self.get_targets(
             anchor_list, valid_flags, batch_gt_instances, batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
-        centers, strides, levels = level_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
-        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
-                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
-                    labels=torch.cat([t.reshape(-1) for t in labels]),
-                    bbox_targets=torch.cat([t.reshape(-1, 4) for t in bbox_targets]),
+        centers, strides, levels = prior_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
+        return Rows(cls_score=flatten_rows(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_rows(bbox_preds, self.box_channels),
+                    labels=rows_of_levels(labels, num_imgs), bbox_targets=rows_of_levels(bbox_targets, num_imgs, 4),
                     centers=centers, strides=strides, levels=levels, mlvl_priors=mlvl_priors, num_imgs=num_imgs,
-                    extra=dict(label_weights=torch.cat([t.reshape(-1) for t in label_weights]),
-                               avg_factor=avg_factor))
+                    extra=dict(label_weights=rows_of_levels(label_weights, num_imgs), avg_factor=avg_factor))
 
     def loss_from_rows(self, rows: Rows) -> dict:
         """Focal loss + GIoU + DFL, as RetinaNet normalises them (by the number of positives)."""
@@ -228,7 +220,7 @@ class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
                                   self.pred_kernel_size, padding=self.pred_kernel_size // 2)
 
     def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
-        """Targets (ATSS) and predictions as level-major rows."""
+        """Targets (ATSS) and predictions as rows."""
         cls_scores, bbox_preds, centernesses = outs[:3]
         num_imgs = cls_scores[0].size(0)
         featmap_sizes = [f.shape[-2:] for f in cls_scores]
@@ -237,16 +229,14 @@ class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
         _, labels, label_weights, bbox_targets, _, avg_factor = self.get_targets(
             anchor_list, valid_flags, batch_gt_instances, batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
-        centers, strides, levels = level_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
-        anchors = torch.cat([p.repeat(num_imgs, 1) for p in mlvl_priors])
-        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
-                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
-                    labels=torch.cat([t.reshape(-1) for t in labels]),
-                    bbox_targets=torch.cat([t.reshape(-1, 4) for t in bbox_targets]),
+        centers, strides, levels = prior_rows(mlvl_priors, self.prior_generator.strides, num_imgs)
+        anchors = torch.cat(mlvl_priors).repeat(num_imgs, 1)
+        return Rows(cls_score=flatten_rows(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_rows(bbox_preds, self.box_channels),
+                    labels=rows_of_levels(labels, num_imgs), bbox_targets=rows_of_levels(bbox_targets, num_imgs, 4),
                     centers=centers, strides=strides, levels=levels, mlvl_priors=mlvl_priors, num_imgs=num_imgs,
-                    extra=dict(label_weights=torch.cat([t.reshape(-1) for t in label_weights]), anchors=anchors,
-                               centerness=flatten_level_major(centernesses, 1).reshape(-1),
-                               avg_factor=avg_factor))
+                    extra=dict(label_weights=rows_of_levels(label_weights, num_imgs), anchors=anchors,
+                               centerness=flatten_rows(centernesses, 1).reshape(-1), avg_factor=avg_factor))
 
     def loss_from_rows(self, rows: Rows) -> dict:
         """Focal + GIoU + DFL + centerness, as ATSS normalises them."""
@@ -289,20 +279,20 @@ class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
         return cls_score, scale(bbox_pred).float(), centerness
 
     def rows(self, outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> Rows:
-        """Targets (FCOS points) and predictions as level-major rows."""
+        """Targets (FCOS points) and predictions as rows."""
         cls_scores, bbox_preds, centernesses = outs[:3]
         num_imgs = cls_scores[0].size(0)
         featmap_sizes = [f.shape[-2:] for f in cls_scores]
         points = self.prior_generator.grid_priors(featmap_sizes, dtype=bbox_preds[0].dtype,
                                                   device=bbox_preds[0].device)
         labels, distances = self.get_targets(points, batch_gt_instances)
-        centers, strides, levels = level_rows(points, self.prior_generator.strides, num_imgs)
-        distances = torch.cat(distances)
-        return Rows(cls_score=flatten_level_major(cls_scores, self.cls_out_channels),
-                    bbox_pred=flatten_level_major(bbox_preds, self.box_channels),
-                    labels=torch.cat(labels), bbox_targets=distance2bbox(centers, distances),
+        centers, strides, levels = prior_rows(points, self.prior_generator.strides, num_imgs)
+        distances = rows_of_levels(distances, num_imgs, 4)
+        return Rows(cls_score=flatten_rows(cls_scores, self.cls_out_channels),
+                    bbox_pred=flatten_rows(bbox_preds, self.box_channels),
+                    labels=rows_of_levels(labels, num_imgs), bbox_targets=distance2bbox(centers, distances),
                     centers=centers, strides=strides, levels=levels, mlvl_priors=list(points), num_imgs=num_imgs,
-                    extra=dict(distances=distances, centerness=flatten_level_major(centernesses, 1).reshape(-1)))
+                    extra=dict(distances=distances, centerness=flatten_rows(centernesses, 1).reshape(-1)))
 
     def loss_from_rows(self, rows: Rows) -> dict:
         """Focal + GIoU + DFL + centerness, as FCOS normalises them."""
@@ -323,8 +313,7 @@ class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
                  weighting: str = "mask") -> Tensor:
         """(M,) FCOS VLR: the non-positive points inside a GT box, a 0/1 mask (points have no box for DIoU)."""
         points = torch.cat(rows.mlvl_priors)
-        inside = torch.stack([points_inside_boxes(points, gt.bboxes) for gt in batch_gt_instances])
-        inside = to_level_major(inside, rows.num_level_priors)
+        inside = torch.stack([points_inside_boxes(points, gt.bboxes) for gt in batch_gt_instances]).reshape(-1)
         return (inside & (rows.labels == self.num_classes)).to(rows.bbox_pred.dtype)
 
 

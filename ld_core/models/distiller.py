@@ -10,7 +10,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from ..errors import ConfigError
-from ..teacher import check_teacher_compat, load_tensor_state_dict
+from .checkpoints import check_teacher_compat, load_tensor_state_dict
 
 
 def build_teacher(teacher_config: str, teacher_ckpt: Optional[str], student_model_cfg: dict) -> torch.nn.Module:

@@ -6,7 +6,7 @@ from typing import Optional
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 
-from .dist_heads import DistATSSHead, DistFCOSHead, DistRetinaHead, flatten_level_major
+from .dist_heads import DistATSSHead, DistFCOSHead, DistRetinaHead
 from .ld_terms import MAIN_LD, LDTermsMixin
 
 
@@ -39,7 +39,6 @@ class LDDistMixin(LDTermsMixin):
         losses.update(self.distillation_losses(
             cls_score=rows.cls_score, bbox_pred=rows.bbox_pred, teacher_outs=teacher_outs,
             pos_inds=rows.pos_inds(self.num_classes), levels=rows.levels, num_levels=len(rows.mlvl_priors),
-            flatten=flatten_level_major,
             vlr_weights=lambda: self.vlr_rows(rows, batch_gt_instances, self.vlr_topk, self.vlr_low,
                                               self.vlr_weighting)))
         return losses

@@ -12,15 +12,9 @@ from mmdet.utils import reduce_mean
 from torch import Tensor
 
 from .batched_atss import BatchedATSSTargetsMixin
-from .ld_terms import MAIN_LD, LDTermsMixin, batch_anchor_vlr, check_teacher_rows, level_ids, split_teacher_outputs
+from .ld_terms import MAIN_LD, LDTermsMixin, batch_anchor_vlr, flatten_rows, level_ids, split_teacher_outputs
 
 BOX_NORMALIZATIONS = ("gfl", "ldhead")
-
-
-def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
-    """Concatenate per-level (N, C, H, W) maps into one (N·ΣHW, C) tensor, image-major, level by level."""
-    n, c = maps[0].shape[:2]
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(n, -1, c) for m in maps], dim=1).reshape(-1, c)
 
 
 @MODELS.register_module()
@@ -92,10 +86,8 @@ class LDGFLHead(BatchedATSSTargetsMixin, LDTermsMixin, GFLHead):
         labels = torch.cat(labels, dim=1).reshape(-1)
         label_weights = torch.cat(label_weights, dim=1).reshape(-1)
         bbox_targets = torch.cat(bbox_targets, dim=1).reshape(-1, 4)
-        cls_score = flatten_levels(cls_scores)
-        bbox_pred = flatten_levels(bbox_preds)
-        soft_targets = flatten_levels(teacher_bbox_preds)
-        check_teacher_rows(bbox_pred, soft_targets, "box logits")
+        cls_score = flatten_rows(cls_scores, self.cls_out_channels)
+        bbox_pred = flatten_rows(bbox_preds, 4 * (self.reg_max + 1))
 
         pos_inds = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         score = label_weights.new_zeros(labels.shape)
@@ -124,17 +116,11 @@ class LDGFLHead(BatchedATSSTargetsMixin, LDTermsMixin, GFLHead):
         else:
             box_avg = reduce_mean(weight_sum + 1e-6).item()
         losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox / box_avg, loss_dfl=loss_dfl / box_avg)
-        if self.loss_ld is not None:
-            losses["loss_ld"] = self.main_ld_loss(bbox_pred, soft_targets, cls_score, pos_inds, num_pos)
-        if self.loss_kd is not None or self.loss_ld_vlr is not None:
-            teacher_outs = (teacher_cls_scores, teacher_bbox_preds) if teacher_cls_scores is not None \
-                else teacher_bbox_preds
-            extra = self.distillation_losses(
-                cls_score=cls_score, bbox_pred=bbox_pred, teacher_outs=teacher_outs, pos_inds=pos_inds,
-                levels=level_ids(num_level, num_imgs, level_major=False, device=device), num_levels=len(num_level),
-                flatten=lambda maps, _channels: flatten_levels(maps),
-                vlr_weights=lambda: batch_anchor_vlr(mlvl_anchors, batch_gt_instances, self.vlr_topk, self.vlr_low,
-                                                     self.vlr_weighting).reshape(-1),
-                main_ld=False)
-            losses.update(extra)
+        teacher_outs = (teacher_cls_scores, teacher_bbox_preds) if teacher_cls_scores is not None \
+            else teacher_bbox_preds
+        losses.update(self.distillation_losses(
+            cls_score=cls_score, bbox_pred=bbox_pred, teacher_outs=teacher_outs, pos_inds=pos_inds,
+            levels=level_ids(num_level, num_imgs, device=device), num_levels=len(num_level),
+            vlr_weights=lambda: batch_anchor_vlr(mlvl_anchors, batch_gt_instances, self.vlr_topk, self.vlr_low,
+                                                 self.vlr_weighting).reshape(-1)))
         return losses

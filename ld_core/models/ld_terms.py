@@ -1,7 +1,7 @@
 """The terms of the full LD method (Main KD, Main LD, VLR LD), shared by every LD head.
 
-All terms work on rows = prior locations flattened over images and FPN levels (any fixed order, as long as
-the student's and the teacher's rows are flattened alike). A term whose config is ``None`` or has
+All terms work on rows = prior locations flattened over images and FPN levels in one order for every head,
+(image, level, prior) (:func:`flatten_rows`; the batched ATSS targets come in it), the teacher's alike. A term whose config is ``None`` or has
 ``loss_weight`` 0 is not built and contributes no key to the losses.
 """
 from __future__ import annotations
@@ -41,20 +41,22 @@ def check_teacher_rows(student: Tensor, teacher: Tensor, what: str) -> None:
                          "(reg_max, strides, anchors or classes differ)")
 
 
-def level_ids(num_level_priors: Sequence[int], num_imgs: int, level_major: bool, device) -> Tensor:
-    """FPN level of every row: level-major (level, image, prior) or image-major (image, level, prior) order."""
-    if level_major:
-        return torch.cat([torch.full((n * num_imgs,), lvl, dtype=torch.long, device=device)
-                          for lvl, n in enumerate(num_level_priors)])
+def flatten_rows(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """Per-level (N, A·channels, H, W) maps -> (N·Σ_l H·W·A, channels) rows in (image, level, prior) order."""
+    n = maps[0].size(0)
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(n, -1, channels) for m in maps], dim=1).reshape(-1, channels)
+
+
+def rows_of_levels(per_level: Sequence[Tensor], num_imgs: int, *tail: int) -> Tensor:
+    """Per-level targets, (N, A_l, *tail) or (N·A_l, *tail) image by image -> (N·ΣA_l, *tail) image-major rows."""
+    return torch.cat([t.reshape(num_imgs, -1, *tail) for t in per_level], dim=1).reshape(-1, *tail)
+
+
+def level_ids(num_level_priors: Sequence[int], num_imgs: int, device) -> Tensor:
+    """FPN level of every row, (image, level, prior) order."""
     per_image = torch.cat([torch.full((n,), lvl, dtype=torch.long, device=device)
                            for lvl, n in enumerate(num_level_priors)])
     return per_image.repeat(num_imgs)
-
-
-def to_level_major(per_image: Tensor, num_level_priors: Sequence[int]) -> Tensor:
-    """(N_img, ΣA_l, ...) per-image rows -> (ΣA_l·N_img, ...) level-major rows."""
-    tail = per_image.shape[2:]
-    return torch.cat([chunk.reshape(-1, *tail) for chunk in per_image.split(list(num_level_priors), dim=1)])
 
 
 def batch_anchor_vlr(mlvl_anchors: Sequence[Tensor], batch_gt_instances, topk: int = 9, low: float = 0.25,
@@ -134,18 +136,17 @@ class LDTermsMixin:
                                 weight=edge_weights, avg_factor=VLR_EDGES_AVG)
 
     def distillation_losses(self, *, cls_score: Tensor, bbox_pred: Tensor, teacher_outs, pos_inds: Tensor,
-                            levels: Tensor, num_levels: int, flatten, vlr_weights=None, main_ld: bool = True) -> dict:
-        """The enabled LD terms; ``flatten`` maps the teacher's per-level maps to rows like the student's.
+                            levels: Tensor, num_levels: int, vlr_weights=None) -> dict:
+        """The enabled LD terms on the student's rows and the teacher's per-level maps (flattened alike).
 
         ``vlr_weights`` is a zero-argument callable giving the (rows,) region weights (computed only when
-        VLR LD is on); positives are zeroed there when ``vlr_exclude_pos`` is set. ``main_ld=False`` skips
-        Main LD (for a head that computes it itself).
+        VLR LD is on); positives are zeroed there when ``vlr_exclude_pos`` is set.
         """
         teacher_cls, teacher_bbox = split_teacher_outputs(teacher_outs)
         losses = {}
-        main_ld = main_ld and self.loss_ld is not None
+        main_ld = self.loss_ld is not None
         if main_ld or self.loss_ld_vlr is not None:
-            t_bbox = flatten(teacher_bbox, bbox_pred.size(1))
+            t_bbox = flatten_rows(teacher_bbox, bbox_pred.size(1))
             check_teacher_rows(bbox_pred, t_bbox, "box logits")
         if main_ld:
             num_pos = reduce_mean(torch.tensor(float(len(pos_inds)), device=bbox_pred.device)).item()
@@ -153,7 +154,7 @@ class LDTermsMixin:
         if self.loss_kd is not None:
             if teacher_cls is None:
                 raise ValueError("Main KD needs the teacher's class scores (pass the teacher head's full outputs)")
-            t_cls = flatten(teacher_cls, cls_score.size(1))
+            t_cls = flatten_rows(teacher_cls, cls_score.size(1))
             check_teacher_rows(cls_score, t_cls, "class logits")
             losses["loss_kd"] = self.main_kd_loss(cls_score, t_cls, pos_inds, levels, num_levels)
         if self.loss_ld_vlr is not None:

@@ -13,5 +13,5 @@ rule evaluate:
     resources:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),
     shell:
-        "{PY} -m ld_core evaluate --config {input.config} --checkpoint {input.checkpoint}"
+        "python -m ld_core evaluate --config {input.config} --checkpoint {input.checkpoint}"
         " --out {output} --threads {threads} > {log} 2>&1"

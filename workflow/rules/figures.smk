@@ -1,15 +1,11 @@
 # Figures 1-2: GFocal baseline vs LD student on the same validation images (student models alone).
 
-FIG_RUNS = PIPE.figure_runs()
-VAL_ANN, VAL_IMG = PIPE.val_annotations()
-
-
 rule figures:
     input:
-        baseline_config=f"{FIG_RUNS.get('baseline', '')}/config.py",
-        baseline_checkpoint=f"{FIG_RUNS.get('baseline', '')}/checkpoint.pth",
-        ld_config=f"{FIG_RUNS.get('ld', '')}/config.py",
-        ld_checkpoint=f"{FIG_RUNS.get('ld', '')}/checkpoint.pth",
+        baseline_config=figure_file("baseline", "config.py"),
+        baseline_checkpoint=figure_file("baseline", "checkpoint.pth"),
+        ld_config=figure_file("ld", "config.py"),
+        ld_checkpoint=figure_file("ld", "checkpoint.pth"),
         data=dataset_inputs,
     output:
         fig1=report(f"{R}/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
@@ -17,11 +13,15 @@ rule figures:
         fig2=report(f"{R}/figures/figure2.png", caption="../report/figure2.rst", category="Figures"),
         fig2_pdf=f"{R}/figures/figure2.pdf",
         summary=f"{R}/figures/figures.json",
+    params:
+        ann=val_annotations()[0],
+        img_dir=val_annotations()[1],
+        out_dir=output_folder("summary"),
     log:
         f"{R}/logs/figures.log",
     threads: config["threads"]["evaluate"]
     shell:
-        "{PY} -m ld_core figures --baseline-config {input.baseline_config}"
+        "python -m ld_core figures --baseline-config {input.baseline_config}"
         " --baseline-checkpoint {input.baseline_checkpoint} --ld-config {input.ld_config}"
-        " --ld-checkpoint {input.ld_checkpoint} --ann {VAL_ANN} --img-dir {VAL_IMG}"
-        " --out-dir {R}/figures --threads {threads} > {log} 2>&1"
+        " --ld-checkpoint {input.ld_checkpoint} --ann {params.ann} --img-dir {params.img_dir}"
+        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"

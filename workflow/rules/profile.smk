@@ -15,5 +15,5 @@ rule profile:
     params:
         device="cuda" if config["gpus_per_evaluate"] > 0 else "cpu",
     shell:
-        "{PY} -m ld_core profile --config {input.config} --checkpoint {input.checkpoint}"
+        "python -m ld_core profile --config {input.config} --checkpoint {input.checkpoint}"
         " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"

@@ -10,8 +10,10 @@ rule scorecard:
         md=f"{R}/scorecard.md",
         plots=report(expand(f"{R}/figures/{{table}}_bars.png", table=config["tables"]),
                      caption="../report/bars.rst", category="Scorecard"),
+    params:
+        plot_dir=output_folder("plots"),
     log:
         f"{R}/logs/scorecard.log",
     shell:
-        "{PY} -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
-        " --csv {output.csv} --md {output.md} --plot-dir {R}/figures > {log} 2>&1"
+        "python -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
+        " --csv {output.csv} --md {output.md} --plot-dir {params.plot_dir} > {log} 2>&1"

@@ -13,5 +13,5 @@ rule table:
     log:
         f"{R}/logs/{{table}}.log",
     shell:
-        "{PY} -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"
+        "python -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"
         " --metrics {input.metrics} --csv {output.csv} --tex {output.tex} > {log} 2>&1"

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import atomic_write_text
-from .matrix import load_matrix
-from .mmdet_config import build_run_config
-from .scale import load_scale
+from ..errors import ConfigError
+from ..io import atomic_write_text
+from ..config.matrix import load_matrix
+from ..config.builder import build_run_config
+from ..config.scale import load_scale
 
 
 def run_dir(results: str | Path, run_id: str, seed: int) -> Path:
@@ -19,7 +19,7 @@ def run_dir(results: str | Path, run_id: str, seed: int) -> Path:
 def dataset_classes(scale: dict):
     """Class names of the profile's dataset (None: mmdet's COCO classes)."""
     if scale["data"]["kind"] == "synthetic":
-        from .data.synthetic import CLASSES
+        from ..data.synthetic import CLASSES
 
         return CLASSES
     return None

@@ -1,6 +1,6 @@
 """`ld_core train`: train one resolved config with mmengine's Runner; save a tensor-only checkpoint.
 
-- Device and processes come from the job's GPUs (``--gpus``, see :mod:`ld_core.launch`): N > 1 GPUs
+- Device and processes come from the job's GPUs (``--gpus``, see :mod:`ld_core.commands.launch`): N > 1 GPUs
   re-execute this command under torchrun (one DDP process per GPU, mmengine ``launcher='pytorch'``).
 - Resumable: the work dir (``results/work/<run>/seed<k>``, not a rule output) keeps mmengine's checkpoints,
   and a rerun of the same config (a Snakemake retry after a time limit, preemption, a crash) resumes from
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .errors import ConfigError
-from .threads import pin_threads
+from ..errors import ConfigError
+from ..threads import pin_threads
 
 CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its checkpoints belong to
 NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -31,8 +31,8 @@ NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "u
 
 def check_run_inputs(cfg, config_path: str) -> None:
     """Fail before training on missing/malformed data or an incompatible teacher (one-line errors)."""
-    from .data.dataset_config import validate_dataset_config
-    from .teacher import check_teacher_compat
+    from ..data.dataset_config import validate_dataset_config
+    from ..models.checkpoints import check_teacher_compat
 
     for loader in ("train_dataloader", "test_dataloader"):
         validate_dataset_config(cfg[loader]["dataset"])
@@ -105,7 +105,7 @@ def prepare_work_dir(work_dir: str | Path, config_path: str | Path) -> Optional[
     different config (the stamp differs, or there is none: the run was re-resolved, or predates resuming)
     would continue another experiment: they are removed and training starts from scratch.
     """
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.runner import Runner
 
     from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
-    from .teacher import save_tensor_checkpoint
+    from ..models.checkpoints import save_tensor_checkpoint
 
     if not Path(args.config).is_file():
         raise ConfigError(f"{args.config}: config file does not exist")

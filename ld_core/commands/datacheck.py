@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .data.validate import coco_image_files, validate_coco, validate_voc
-from .errors import DataError
-from .io import atomic_write_json
+from ..data.validate import coco_image_files, validate_coco, validate_voc
+from ..errors import DataError
+from ..io import atomic_write_json
 
 COCO_TRAIN, COCO_VAL = 118_287, 5_000
 VOC_TRAINVAL, VOC_TEST = 16_551, 4_952  # VOC2007 + VOC2012 trainval; VOC2007 test

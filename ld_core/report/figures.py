@@ -17,7 +17,7 @@ image id with at least two (non-crowd) ground-truth objects; figure 2 uses the f
 ``num_images_fig2`` of that same list. Results never influence the choice.
 
 **Inference**: each model is built once with ``mmdet.apis.init_detector`` from the plain-GFL
-student of its config (:func:`ld_core.mmdet_config.student_only`, so no teacher is loaded) on the
+student of its config (:func:`ld_core.config.builder.student_only`, so no teacher is loaded) on the
 CPU, then its tensor-only checkpoint is loaded *strictly* (a checkpoint that does not fit the
 config is a one-line :class:`ConfigError`, never a silently half-random model). Images go through
 the config's test pipeline (``inference_detector``); the model's own ``score_thr`` (0.05 in the
@@ -43,8 +43,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .io import atomic_write_files
+from ..errors import ConfigError, DataError
+from ..io import atomic_write_files
+from . import format as fmt
 
 MODEL_NAMES = ("GFocal", "LD")
 FIG_WIDTH_IN = 3.4          # one paper column
@@ -83,11 +84,6 @@ def _require_file(path, what: str, error=ConfigError) -> Path:
     return path
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
-
-
 def select_images(ann_file, num_images: int, min_gt: int = MIN_GT) -> list[dict]:
     """The first ``num_images`` images (by id) with >= ``min_gt`` non-crowd annotations.
 
@@ -97,7 +93,7 @@ def select_images(ann_file, num_images: int, min_gt: int = MIN_GT) -> list[dict]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read annotations ({_first_line(exc)})") from None
+        raise DataError(f"{path}: cannot read annotations ({fmt.first_line(exc)})") from None
     per_image: dict[int, list] = {}
     for ann in data.get("annotations", []):
         if ann.get("iscrowd", 0):
@@ -142,13 +138,13 @@ def load_model(config, checkpoint, device: str = "cpu"):
 
     from mmdet.apis import init_detector
 
-    from .mmdet_config import student_only
+    from ..config.builder import student_only
 
     config, checkpoint = _require_file(config, "config"), _require_file(checkpoint, "checkpoint")
     try:
         raw = Config.fromfile(str(config))
     except Exception as exc:  # syntax errors etc. are multi-line
-        raise ConfigError(f"{config}: cannot read config ({_first_line(exc)})") from None
+        raise ConfigError(f"{config}: cannot read config ({fmt.first_line(exc)})") from None
     if "model" not in raw or "bbox_head" not in raw.model:
         raise ConfigError(f"{config}: config has no model.bbox_head")
     cfg = Config(student_only(raw.to_dict()))
@@ -161,7 +157,7 @@ def load_model(config, checkpoint, device: str = "cpu"):
     try:
         load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
     except Exception as exc:
-        raise ConfigError(f"{checkpoint}: checkpoint does not fit {config} ({_first_line(exc)})") from None
+        raise ConfigError(f"{checkpoint}: checkpoint does not fit {config} ({fmt.first_line(exc)})") from None
     model.eval()
     return model
 
@@ -261,6 +257,12 @@ def _draw_panel(ax, image: np.ndarray, det: dict, gt_bboxes: np.ndarray, class_n
         ax.set_title(title, fontsize=TITLE_PT, pad=2)
 
 
+def _key(fig, height: float, score_thr: float) -> None:
+    """The line under a figure that says what solid and dashed boxes are (``height``: the figure's, in inches)."""
+    fig.text(0.5, 0.08 / height, f"solid: detections with score \u2265 {score_thr:g}    dashed: ground truth",
+             ha="center", va="bottom", fontsize=FONT_PT)
+
+
 def _load_rgb(path) -> np.ndarray:
     from PIL import Image
 
@@ -294,8 +296,7 @@ def render_figure1(images: list[dict], pics: list[np.ndarray], dets: dict, class
                 ax.set_ylabel(f"val id {img['id']}", fontsize=FONT_PT, labelpad=2)
             counts.append(dict(image_id=img["id"], model=name, drawn=int(len(shown["scores"])),
                                detections=int(len(dets[(name, img["id"])]["scores"]))))
-    fig.text(0.5, 0.08 / height, f"solid: detections with score \u2265 {score_thr:g}    dashed: ground truth",
-             ha="center", va="bottom", fontsize=FONT_PT)
+    _key(fig, height, score_thr)
     return fig, counts
 
 
@@ -329,8 +330,7 @@ def render_figure2(images: list[dict], pics: list[np.ndarray], dets: dict, class
                                    detections=int(len(dets[(name, img["id"], float(iou))]["scores"]))))
             y -= hh
         y -= block_gap
-    fig.text(0.5, 0.08 / height, f"solid: detections with score \u2265 {score_thr:g}    dashed: ground truth",
-             ha="center", va="bottom", fontsize=FONT_PT)
+    _key(fig, height, score_thr)
     return fig, counts
 
 
@@ -345,7 +345,7 @@ def make_figures(baseline_config, baseline_checkpoint, ld_config, ld_checkpoint,
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from .data.validate import validate_coco
+    from ..data.validate import validate_coco
 
     if num_images_fig1 < 1 or num_images_fig2 < 1:
         raise ConfigError(f"number of images must be >= 1 (got {num_images_fig1}, {num_images_fig2})")
@@ -448,7 +448,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .threads import pin_threads
+    from ..threads import pin_threads
 
     pin_threads(getattr(args, "threads", 1))
     written = make_figures(args.baseline_config, args.baseline_checkpoint, args.ld_config, args.ld_checkpoint,

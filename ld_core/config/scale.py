@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import load_yaml_file
+from ..errors import ConfigError
+from ..io import load_yaml_file
 
 SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test"}
 TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", "warmup_ratio", "grad_clip",

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m ld_core.bench train [--scale {embedded,paper,tiny}] [--image-size W H] [--batch B]
+    python -m ld_core bench train [--scale {embedded,paper,tiny}] [--image-size W H] [--batch B]
                                   [--steps N] [--warmup W] [--device cuda|cpu] [--threads T]
                                   [--gt-per-image K] [--seed S] [--out FILE.json]
 
@@ -37,16 +37,15 @@ import argparse
 import copy
 import gc
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .errors import ConfigError, LDError
+from ..errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCALES = ("embedded", "paper", "tiny")
 STUDENT_RUN, TEACHER_RUN = "gfl_r18_ld_r101", "gfl_r101_teacher"
 COMPARED_LOSSES = ("loss_cls", "loss_bbox", "loss_dfl", "loss_ld")
@@ -60,10 +59,10 @@ def model_configs(scale_name: str, workdir: Path) -> dict:
     """Student (distilled run) and teacher model configs of the scale; the teacher config file is written."""
     from mmengine.config import Config
 
-    from .data.synthetic import CLASSES
-    from .matrix import load_matrix
-    from .mmdet_config import build_run_config, student_only
-    from .scale import load_scale
+    from ..data.synthetic import CLASSES
+    from ..config.matrix import load_matrix
+    from ..config.builder import build_run_config, student_only
+    from ..config.scale import load_scale
 
     scale = load_scale(ROOT / "configs" / "scales" / f"{scale_name}.yaml")
     matrix = load_matrix(ROOT / "configs" / "experiments.yaml")
@@ -145,7 +144,7 @@ def build_variant(variant: Variant, configs: dict, student_state: dict, device: 
     model.to(device)
     model.train()
     if variant.mixed_precision:
-        from .engine import enable_mixed_precision
+        from ..engine import enable_mixed_precision
 
         enable_mixed_precision(model, "bfloat16", channels_last=device.startswith("cuda"))
     return model
@@ -156,7 +155,7 @@ def write_shared_weights(configs: dict, seed: int) -> dict:
     import torch
     from mmdet.registry import MODELS
 
-    from .teacher import save_tensor_checkpoint
+    from ..models.checkpoints import save_tensor_checkpoint
 
     torch.manual_seed(seed + 1)
     save_tensor_checkpoint(MODELS.build(copy.deepcopy(configs["teacher"])), configs["teacher_ckpt"],
@@ -264,7 +263,7 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
 
     device = check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image)
     if threads:
-        from .threads import pin_threads
+        from ..threads import pin_threads
 
         pin_threads(threads)
     if device.startswith("cuda"):
@@ -354,15 +353,10 @@ def format_report(res: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------ command line
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's usage + error lines -> one ConfigError line
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m ld_core.bench", description="Stock LD vs ours vs plain GFL: training speed.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = sub.add_parser("train", help="time training steps of the three variants")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``python -m ld_core bench train ...``."""
+    sub = parser.add_subparsers(dest="bench", required=True)
+    train = sub.add_parser("train", help="time training steps of the variants")
     train.add_argument("--scale", choices=SCALES, default="embedded", help="model sizes (configs/scales/<scale>.yaml)")
     train.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="default: the scale's input_size")
     train.add_argument("--batch", type=int, default=2)
@@ -373,26 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gt-per-image", type=int, default=12)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="also write the results as JSON")
-    return parser
 
 
-def main(argv=None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        res = run_benchmark(scale=args.scale, image_size=args.image_size, batch=args.batch, steps=args.steps,
-                            warmup=args.warmup, device=args.device, threads=args.threads,
-                            gt_per_image=args.gt_per_image, seed=args.seed)
-        print(format_report(res))
-        if args.out:
-            from .io import atomic_write_json
+def run(args: argparse.Namespace) -> int:
+    res = run_benchmark(scale=args.scale, image_size=args.image_size, batch=args.batch, steps=args.steps,
+                        warmup=args.warmup, device=args.device, threads=args.threads,
+                        gt_per_image=args.gt_per_image, seed=args.seed)
+    print(format_report(res))
+    if args.out:
+        from ..io import atomic_write_json
 
-            atomic_write_json(args.out, res)
-            print(f"[bench] wrote {args.out}")
-    except LDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        atomic_write_json(args.out, res)
+        print(f"[bench] wrote {args.out}")
     return 0 if res["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

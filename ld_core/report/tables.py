@@ -30,10 +30,12 @@ from typing import Iterable, List, Optional, Tuple
 
 import pandas as pd
 
-from .errors import ConfigError, DataError
-from .io import atomic_write_files
+from ..errors import ConfigError, DataError
+from ..io import atomic_write_files
+from . import format as fmt
 
-TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta"]
+TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta",
+                "per_seed"]
 PAPER_REQUIRED = ("table", "row", "metric", "value")
 METRICS_REQUIRED = ("run", "seed", "metrics")
 METRIC_HEADERS = {
@@ -56,15 +58,21 @@ OURS_NOTE = "Paper: the published value; Ours: reproduced by ld-repro (mean $\\p
 # ----------------------------------------------------------------------------------------------- loading
 
 
+def read_csv_text(path: Path, what: str, **read_csv_kwargs) -> pd.DataFrame:
+    """A CSV file with every cell as a string (no NA parsing); a missing or malformed file is a one-line
+    :class:`DataError` naming it (``what``: how the message names the file, e.g. "table CSV")."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} does not exist")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **read_csv_kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: malformed CSV ({fmt.one_line(exc)})") from None
+
+
 def load_paper_values(csv_path) -> pd.DataFrame:
     """The paper's numbers: the CSV's columns, ``table`` as int, ``value`` as float; one row per (table, row, metric)."""
     path = Path(csv_path)
-    if not path.is_file():
-        raise DataError(f"{path}: paper values file does not exist")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: malformed CSV ({_one_line(exc)})") from None
+    df = read_csv_text(path, "paper values file", skipinitialspace=True)
     missing = [c for c in PAPER_REQUIRED if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column '{missing[0]}' (required: {', '.join(PAPER_REQUIRED)})")
@@ -97,10 +105,6 @@ def load_paper_values(csv_path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _load_one_metrics(path: Path) -> Tuple[str, int, List[dict]]:
     if not path.is_file():
         raise DataError(f"{path}: metrics file does not exist")
@@ -109,7 +113,7 @@ def _load_one_metrics(path: Path) -> Tuple[str, int, List[dict]]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read metrics file ({_one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read metrics file ({fmt.one_line(exc)})") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     for key in METRICS_REQUIRED:
@@ -222,7 +226,8 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
                     files = list(dict.fromkeys(seed_df["source"]))
                     raise DataError(f"{', '.join(files)}: metric '{metric}' missing (table '{table_id}' needs "
                                     f"it; file has: {', '.join(sorted(seed_df['metric'])) or 'none'})")
-            values = run_df.loc[run_df["metric"] == metric].sort_values("seed")["value"].astype(float)
+            by_seed = run_df.loc[run_df["metric"] == metric].sort_values("seed")
+            values = by_seed["value"].astype(float)
             n = int(len(values))
             mean = float(values.mean())
             std = float(values.std(ddof=1)) if n > 1 else math.nan
@@ -239,6 +244,7 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
                 "reproduced_std": round(std, 4) if n > 1 else math.nan,
                 "n_seeds": n,
                 "delta": delta,
+                "per_seed": fmt.per_seed_text(dict(zip(by_seed["seed"].astype(int), values))),
             }
             rec.update(dict(zip(columns, row.get("cells") or [])))
             if with_device and metric in aliases:  # the device of device-dependent metrics (FPS)
@@ -273,26 +279,6 @@ def metric_header(metric: str) -> str:
     return _latex_escape(metric)
 
 
-def _decimals(values: Iterable[float]) -> int:
-    """Decimals to print a metric with: those of the paper's values (1 or 2), 1 without paper values."""
-    best = 1
-    for v in values:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        frac = f"{float(v):.2f}".rstrip("0").split(".")[1]
-        best = max(best, len(frac))
-    return best
-
-
-def _seed_phrase(counts: Iterable[int]) -> str:
-    counts = sorted(set(int(c) for c in counts))
-    if not counts:
-        return "0 seeds"
-    if len(counts) == 1:
-        return f"{counts[0]} seed" + ("" if counts[0] == 1 else "s")
-    return f"{counts[0]}--{counts[-1]} seeds"
-
-
 def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
     """A booktabs ``table`` in the paper's layout: descriptive columns, then Paper / Ours per metric."""
     _check_spec(table_id, table_spec)
@@ -302,7 +288,7 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
     lead = ["Row"] if show_ids else columns
     n_lead = len(lead)
     cells = {(r, m): rec for r, m, rec in zip(tidy["row"], tidy["metric"], tidy.to_dict("records"))}
-    decimals = {m: _decimals(tidy.loc[tidy["metric"] == m, "paper"]) for m in metrics}
+    decimals = {m: fmt.decimals(tidy.loc[tidy["metric"] == m, "paper"]) for m in metrics}
 
     notes = []  # metrics measured on another device than the paper's (FPS): name both devices
     for metric, paper_metric in (table_spec.get("paper_metrics") or {}).items():
@@ -314,12 +300,13 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
         notes.append(f"{metric_header(metric)}: Paper on {paper_device}"
                      + (f", Ours on {_latex_escape(ours)}" if ours else ""))
     device_note = (" " + "; ".join(notes) + ".") if notes else ""
+    seeds = fmt.seed_range(tidy["n_seeds"], dash="--")  # LaTeX en dash
     lines = [
         "% generated by ld-repro (python -m ld_core table); needs \\usepackage{booktabs} (and amssymb for \\checkmark)",
         "\\begin{table}[t]",
         "\\centering",
         f"\\caption{{{str(table_spec.get('caption') or '').strip()} "
-        f"{OURS_NOTE.format(n=_seed_phrase(tidy['n_seeds']))}.{device_note}}}",
+        f"{OURS_NOTE.format(n=seeds)}.{device_note}}}",
         f"\\label{{tab:{table_id}}}",
         f"\\begin{{tabular}}{{{'c' * n_lead}{'cc' * len(metrics)}}}",
         "\\toprule",
@@ -338,12 +325,9 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
             if rec is None:
                 raise DataError(f"table '{table_id}': no value for row '{row['row']}', metric '{m}'")
             d = decimals[m]
-            paper = rec["paper"]
-            body.append("--" if paper is None or math.isnan(paper) else f"{paper:.{d}f}")
-            ours = f"{rec['reproduced']:.{d}f}"
-            if int(rec["n_seeds"]) > 1 and not math.isnan(rec["reproduced_std"]):
-                ours += f" $\\pm$ {rec['reproduced_std']:.{d}f}"
-            body.append(ours)
+            body.append(fmt.number(rec["paper"], d, missing="--"))
+            body.append(fmt.mean_std(rec["reproduced"], rec["reproduced_std"], rec["n_seeds"], d, pm="$\\pm$",
+                                     missing="--"))
         lines.append(" & ".join(body) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
@@ -353,7 +337,7 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
 
 
 def _table_spec(matrix_path, table_id: str) -> dict:
-    from .matrix import load_matrix
+    from ..config.matrix import load_matrix
 
     return load_matrix(matrix_path).table(table_id)
 

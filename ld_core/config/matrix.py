@@ -5,19 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .detector_heads import DETECTORS, DISTILL_KEYS, LD_MODES
-from .errors import ConfigError
-from .io import load_yaml_file
+from .detectors import DETECTORS, DISTILL_KEYS, LD_MODES, backbones
+from ..errors import ConfigError
+from ..io import load_yaml_file
 
-# backbone name -> ResNet/ResNeXt settings (DCN: mmdet's GFocal DCN configs, deformable convs in the listed stages)
-BACKBONES = {
-    "R-18": dict(depth=18),
-    "R-34": dict(depth=34),
-    "R-50": dict(depth=50),
-    "R-101": dict(depth=101),
-    "R-101-DCN": dict(depth=101, dcn_stages=(False, True, True, True)),
-    "X-101-32x4d-DCN": dict(depth=101, groups=32, base_width=4, dcn_stages=(False, False, True, True)),
-}
+BACKBONES = backbones()  # configs/models/backbones.yaml
 DATASETS = ("coco", "voc")
 RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "distribution", "notes"}
 TABLE_KEYS = {"caption", "columns", "metrics", "rows", "seeds", "paper_metrics"}

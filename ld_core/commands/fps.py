@@ -2,7 +2,7 @@
 
 Batch 1, the config's real test pipeline (its ``test_dataloader`` dataset: image loading, resize, packing)
 and ``model.test_step`` (normalisation and padding, backbone + neck + head, box decoding, NMS). Only the
-student is built (:func:`ld_core.mmdet_config.student_only` + :func:`ld_core.detector_heads.student_head`),
+student is built (:func:`ld_core.config.builder.student_only` + :func:`ld_core.config.detectors.student_head`),
 never a teacher. What is timed is ``test_step`` per image, as mmdet's benchmark tool does (the data
 pipeline runs beforehand, untimed); the first ``warmup`` images of every run are not timed; FPS is averaged
 over ``runs`` runs (mean and sample std). The device name and thread count are recorded.
@@ -16,9 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import atomic_write_json
-from .threads import pin_threads
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..threads import pin_threads
 
 
 def device_name(device: str) -> str:
@@ -40,8 +40,8 @@ def student_config(config_path: str | Path) -> dict:
     """The config as a dict, reduced to the plain student (no teacher, no LD keys)."""
     from mmengine.config import Config
 
-    from .detector_heads import student_head
-    from .mmdet_config import student_only
+    from ..config.detectors import student_head
+    from ..config.builder import student_only
 
     if not Path(config_path).is_file():
         raise ConfigError(f"{config_path}: config file does not exist")
@@ -56,7 +56,7 @@ def load_student(cfg: dict, checkpoint: str | Path, device: str = "cpu"):
     from mmdet.utils import register_all_modules
     from mmengine.config import ConfigDict
 
-    from .teacher import load_tensor_state_dict
+    from ..models.checkpoints import load_tensor_state_dict
 
     register_all_modules(init_default_scope=True)
     importlib.import_module("ld_core.models")  # registers the LD heads

@@ -6,10 +6,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import atomic_write_json
-from .mmdet_config import VOC_IOU_THRS
-from .threads import pin_threads
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..config.builder import VOC_IOU_THRS
+from ..threads import pin_threads
 
 COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",
              "APs": "bbox_mAP_s", "APm": "bbox_mAP_m", "APl": "bbox_mAP_l"}
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from .data.dataset_config import validate_dataset_config
-    from .mmdet_config import student_only
+    from ..data.dataset_config import validate_dataset_config
+    from ..config.builder import student_only
 
     for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
         if not Path(path).is_file():

@@ -1,9 +1,9 @@
 """`ld_core complexity`: trainable parameters and FLOPs of the paper's R-50-FPN detectors (Table 3).
 
 The model is the paper's architecture as in mmdet 3.3's stock R-50 configs: R-50 with the stem and stage 1
-frozen (as when starting from ImageNet weights, but nothing is loaded), FPN with 256 channels, the heads of
-:func:`ld_core.detector_heads.detector_parts` at 256 channels × 4 convs (GN; RetinaNet's head has no norm,
-as stock), 80 classes. FCOS uses mmdet's caffe-style R-50 with frozen BN, as its stock configs do (the
+frozen (as when starting from ImageNet weights, but nothing is loaded), FPN and the heads of
+:func:`ld_core.config.detectors.detector_parts` at the paper profile's widths (256 channels × 4 convs, GN;
+RetinaNet's head has no norm, as stock), 80 classes. FCOS uses mmdet's caffe-style R-50 with frozen BN, as its stock configs do (the
 paper's 32.02 M / 200.50 G reflect it). Parameters are the trainable ones. FLOPs are mmengine's counter
 (``FlopAnalyzer``, which ``get_model_complexity_info`` wraps; one fused multiply-add counts 1, i.e. MACs) of
 the dummy forward (backbone + neck + head, no post-processing) at 1280×800, the default input shape of the
@@ -13,29 +13,33 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
-from .detector_heads import DETECTORS, detector_parts
-from .io import atomic_write_json
-from .threads import pin_threads
+from ..config.builder import model_test_cfg
+from ..config.detectors import DETECTORS, detector_parts
+from ..config.scale import load_scale
+from ..io import atomic_write_json
+from ..threads import pin_threads
 
-PAPER_MODEL = dict(neck_channels=256, head_feat_channels=256, head_stacked_convs=4, head_norm_groups=32)
+PAPER_SCALE = Path(__file__).resolve().parents[2] / "configs" / "scales" / "paper.yaml"
 INPUT_SIZE = (1280, 800)  # (w, h)
+COCO_CLASSES = 80
 
 
 def paper_model_cfg(detector: str, distribution: bool) -> dict:
     """The mmdet model config of one Table 3 row (R-50-FPN, 80 classes, no weights loaded)."""
-    parts = detector_parts(detector, 80, PAPER_MODEL, distribution=distribution, distill=None)
+    scale = load_scale(PAPER_SCALE)
+    m = scale["model"]
+    parts = detector_parts(detector, COCO_CLASSES, m, distribution=distribution, distill=None)
     caffe = detector == "fcos"
     backbone = dict(type="ResNet", depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
                     norm_cfg=dict(type="BN", requires_grad=not caffe), norm_eval=True,
                     style="caffe" if caffe else "pytorch", init_cfg=None)
-    neck = dict(type="FPN", in_channels=[256, 512, 1024, 2048], out_channels=256, start_level=1, num_outs=5,
-                **parts["neck"])
-    test_cfg = dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6),
-                    max_per_img=100)
+    neck = dict(type="FPN", in_channels=[256, 512, 1024, 2048], out_channels=m["neck_channels"], start_level=1,
+                num_outs=5, **parts["neck"])
     return dict(type=parts["type"], data_preprocessor=dict(type="DetDataPreprocessor", pad_size_divisor=32),
                 backbone=backbone, neck=neck, bbox_head=parts["bbox_head"], train_cfg=parts["train_cfg"],
-                test_cfg=test_cfg)
+                test_cfg=model_test_cfg(scale["test"]))
 
 
 def build_paper_model(detector: str, distribution: bool):

@@ -1,19 +1,19 @@
 """`ld_core profile`: Table 3's complexity and speed columns for one trained run.
 
 * params (M) and GFLOPs: the run's detector (and box branch) at the paper's full R-50-FPN architecture on a
-  1280x800 input (ld_core.complexity), whatever scale the run was trained at, as the paper counts them;
+  1280x800 input (ld_core.commands.complexity), whatever scale the run was trained at, as the paper counts them;
 * FPS: the trained student alone (no teacher), batch 1, its own test pipeline incl. NMS, warm-up images
-  excluded, mean over 3 runs (ld_core.fps); the device is recorded next to the number.
+  excluded, mean over 3 runs (ld_core.commands.fps); the device is recorded next to the number.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .fps import add_timing_arguments
-from .io import atomic_write_json
-from .threads import pin_threads
+from ..io import atomic_write_json
+from ..threads import pin_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

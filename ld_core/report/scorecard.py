@@ -2,7 +2,7 @@
 
 Inputs
 ------
-* the tidy table CSVs written by :mod:`ld_core.tables` (columns ``table, row, run, metric, paper, reproduced,
+* the tidy table CSVs written by :mod:`ld_core.report.tables` (columns ``table, row, run, metric, paper, reproduced,
   reproduced_std, n_seeds, delta`` + descriptive columns); only the tables this configuration built;
 * the paper's numbers (``configs/paper_tables.csv``), every cell of Tables 1-4;
 * the claims (``configs/claims.yaml``): ``claims: [{id, table, text, better: [rows], than: row, metrics: [...],
@@ -17,20 +17,21 @@ Cells without a paper value get ``status = "no paper value"``.
 
 Claims: the rule
 ----------------
-A claim **holds** iff for every ``better`` row *b* and every metric *m*:
-``mean(b, m) - mean(than, m) > 0`` (``>= 0`` with ``allow_equal: true``), means over seeds. ``holds`` is
-``True`` / ``False``, or ``"not run"`` when a needed value is missing (its table was not built).
-``holds_in_paper`` is the same test on the paper's numbers (every claim of ``configs/claims.yaml`` must pass it).
-``margin`` is the smallest difference ``mean(b, m) - mean(than, m)`` over the claim's comparisons (negative: the
-claim fails by that much); ``weakest`` names that comparison.
+Each claim compares ``better`` rows with a ``than`` row at its metrics. On the reproduced numbers every
+comparison is **paired by seed** (runs of a table trained with the same seed share initial weights and data
+order): the per-seed differences ``b_s - than_s`` (the tidy CSV's ``per_seed`` column), their mean and the
+two-sided 95 % Student-t interval (:mod:`ld_core.report.stats`). ``holds`` is
 
-``beyond_seed_spread`` says whether the claimed difference is larger than seed noise:
+* ``True``  - every comparison's interval lies above 0 (at or above 0 with ``allow_equal: true``);
+* ``False`` - some comparison's interval does not;
+* ``"one seed"`` - no comparison fails and some comparison has a single common seed: no interval, no verdict (``margin`` still gives
+  the sign);
+* ``"not run"`` - a needed value is missing (its table was not built).
 
-* ``True``  - every comparison's difference exceeds ``2 x max(std_better, std_than)``
-  (sample std over seeds; both sides with ``n_seeds >= 2``);
-* ``False`` - some comparison's difference does not (including a negative or zero difference);
-* ``"one seed"`` - some side of some comparison has fewer than 2 seeds, so no spread is known;
-* ``"not run"`` - the claim could not be evaluated.
+``margin`` is the smallest mean difference over the claim's comparisons; ``weakest`` names the comparison
+with the lowest interval bound, and ``n``, ``ci_lo``, ``ci_hi`` are its number of seeds and interval.
+``holds_in_paper`` is the point comparison ``paper(b) - paper(than) > 0`` (``>= 0`` with ``allow_equal``)
+on the paper's numbers (every claim of ``configs/claims.yaml`` must pass it).
 
 Outputs
 -------
@@ -40,13 +41,14 @@ or changed.
 * a tidy CSV: ``kind`` (``cell`` | ``claim``) and the union of the cell and claim columns;
 * a Markdown report: title, the summary line ``k of n claims hold on the reproduced numbers; m not run``,
   the rule above, the claims table, then one cells table per paper table (paper | reproduced (± std) | delta);
-* optional bar plots ``<plot_dir>/<table>_bars.png`` per built table: paper vs reproduced per (row, metric),
-  error bars = std over seeds where there are several.
+* optional bar plots ``<plot_dir>/<table>_bars.png`` per built table (:func:`ld_core.report.plots.bars_png`):
+  paper vs reproduced per (row, metric), error bars = std over seeds where there are several.
+
+Numbers and seed counts are written with :mod:`ld_core.report.format`, as in the LaTeX tables.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import re
 from pathlib import Path
@@ -54,31 +56,31 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from .errors import ConfigError, DataError
-from .io import atomic_write_bytes, atomic_write_files, load_yaml_file
-from .tables import TIDY_COLUMNS, load_paper_values
+from ..errors import ConfigError, DataError
+from ..io import atomic_write_files, load_yaml_file
+from . import format as fmt
+from .plots import bars_png
+from .stats import paired_difference
+from .tables import TIDY_COLUMNS, load_paper_values, read_csv_text
 
 NOT_RUN = "not run"
 ONE_SEED = "one seed"
 CLAIM_KEYS = ("id", "table", "text", "better", "than", "metrics", "allow_equal")
 CLAIM_REQUIRED = ("id", "table", "text", "better", "than", "metrics")
 CELL_COLUMNS = ["kind", "table", "row", "metric", "run", "paper", "reproduced", "reproduced_std", "n_seeds",
-                "delta", "status"]
+                "delta", "per_seed", "status"]
 CLAIM_COLUMNS = ["kind", "table", "id", "text", "better", "than", "metrics", "allow_equal", "holds_in_paper",
-                 "paper_margin", "holds", "margin", "beyond_seed_spread", "weakest", "note"]
+                 "paper_margin", "holds", "margin", "n", "ci_lo", "ci_hi", "weakest", "note"]
 RULE_TEXT = (
-    "A claim holds iff for every `better` row and every metric, mean(better) − mean(than) > 0 (≥ 0 where equality "
-    "is allowed), means over seeds; *margin* is the smallest such difference. *Beyond seed spread*: yes when every "
-    "difference exceeds 2 × max(std_better, std_than) (sample std, both sides with ≥ 2 seeds), no when some does "
-    "not, \"one seed\" when a side has fewer than 2 seeds."
+    "Each comparison is paired by seed (same seed = same initial weights and data order): the mean of the per-seed "
+    "differences better − than with its two-sided 95 % Student-t interval. A claim holds when every comparison's "
+    "interval lies above 0 (at or above 0 where equality is allowed); \"one seed\" when a comparison has a "
+    "single seed (no interval: the margin gives the sign only). *margin*: the smallest mean difference; "
+    "*95 % CI (n)*: the interval of the weakest comparison and its number of seeds."
 )
 
 
 # ----------------------------------------------------------------------------------------------- claims
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _str_list(value) -> Optional[List[str]]:
@@ -161,26 +163,18 @@ def check_claims_against_paper(claims: Sequence[dict], paper: pd.DataFrame, clai
                                       f"'{row}' of {claim['table']}")
 
 
-def _is_missing(value) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return math.isnan(float(value))
-    except (TypeError, ValueError):
-        return True
-
-
 def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") -> dict:
     """Check one claim on ``tidy[column]`` (rows ``table, row, metric``); see the module docstring for the rule.
 
-    Returns id, table, text, better, than, metrics, allow_equal, holds, margin, beyond_seed_spread, weakest, note.
-    The seed spread uses the ``reproduced_std`` / ``n_seeds`` columns; evaluated on another column (e.g. the
-    paper's), where no seeds exist, it is ``"n/a"``.
+    Returns id, table, text, better, than, metrics, allow_equal, holds, margin, n, ci_lo, ci_hi, weakest, note.
+    On the reproduced column the comparisons are paired by seed (``per_seed``); on another column (the
+    paper's) they are point comparisons and ``n``/``ci_*`` stay empty.
     """
     out = {"id": claim["id"], "table": claim["table"], "text": claim["text"], "better": ", ".join(claim["better"]),
            "than": claim["than"], "metrics": ", ".join(claim["metrics"]),
            "allow_equal": bool(claim.get("allow_equal", False)),
-           "holds": NOT_RUN, "margin": math.nan, "beyond_seed_spread": NOT_RUN, "weakest": "", "note": ""}
+           "holds": NOT_RUN, "margin": math.nan, "n": pd.NA, "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "",
+           "note": ""}
     t = tidy
     if "table" in t.columns:
         t = t[t["table"].astype(str) == claim["table"]]
@@ -189,40 +183,40 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
         return out
     lookup = {(str(r), str(m)): rec for r, m, rec in zip(t["row"], t["metric"], t.to_dict("records"))}
 
-    comparisons = []  # (row, metric, diff, better record, than record)
+    comparisons = []  # (row, metric, diff of the means, better record, than record)
     for metric in claim["metrics"]:
         rec_t = lookup.get((claim["than"], metric))
         for row in claim["better"]:
             rec_b = lookup.get((row, metric))
             for name, rec in ((row, rec_b), (claim["than"], rec_t)):
-                if rec is None or _is_missing(rec.get(column)):
+                if rec is None or fmt.is_missing(rec.get(column)):
                     out["note"] = f"no {column} value for row '{name}', metric '{metric}' in {claim['table']}"
                     return out
             diff = round(float(rec_b[column]) - float(rec_t[column]), 6)  # rounding: no float noise at equality
             comparisons.append((row, metric, diff, rec_b, rec_t))
 
     allow_equal = out["allow_equal"]
-    out["holds"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
     row, metric, margin, _, _ = min(comparisons, key=lambda c: c[2])
     out["margin"] = round(margin, 4)
-    out["weakest"] = f"{row} − {claim['than']}, {metric}"
-
     if column != "reproduced":
-        out["beyond_seed_spread"] = "n/a"
+        out["holds"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
+        out["weakest"] = f"{row} − {claim['than']}, {metric}"
         return out
-    spread = True
-    for _, _, diff, rec_b, rec_t in comparisons:
-        n_b, n_t = rec_b.get("n_seeds"), rec_t.get("n_seeds")
-        if _is_missing(n_b) or _is_missing(n_t) or int(n_b) < 2 or int(n_t) < 2:
-            out["beyond_seed_spread"] = ONE_SEED
+
+    paired = []
+    for row, metric, _, rec_b, rec_t in comparisons:
+        diff = paired_difference(fmt.parse_per_seed(rec_b.get("per_seed")), fmt.parse_per_seed(rec_t.get("per_seed")))
+        if diff is None:
+            out["note"] = f"rows '{row}' and '{claim['than']}' share no seed ({metric})"
             return out
-        s_b, s_t = rec_b.get("reproduced_std"), rec_t.get("reproduced_std")
-        if _is_missing(s_b) or _is_missing(s_t):
-            out["beyond_seed_spread"] = ONE_SEED
-            return out
-        if not diff > 2.0 * max(float(s_b), float(s_t)):
-            spread = False
-    out["beyond_seed_spread"] = spread
+        paired.append((row, metric, diff))
+    verdicts = [d.verdict(allow_equal) for _, _, d in paired]
+    out["holds"] = False if "does not hold" in verdicts else (ONE_SEED if ONE_SEED in verdicts else True)
+    row, metric, weakest = min(paired, key=lambda c: c[2].mean if c[2].lo is None else c[2].lo)
+    out["weakest"] = f"{row} − {claim['than']}, {metric}"
+    out["n"] = weakest.n
+    if weakest.lo is not None:
+        out["ci_lo"], out["ci_hi"] = round(weakest.lo, 4), round(weakest.hi, 4)
     return out
 
 
@@ -230,14 +224,9 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
 
 
 def load_tidy(csv_path) -> pd.DataFrame:
-    """One tidy table CSV of :mod:`ld_core.tables`; numeric columns as floats, ``n_seeds`` as int."""
+    """One tidy table CSV of :mod:`ld_core.report.tables`; numeric columns as floats, ``n_seeds`` as int."""
     path = Path(csv_path)
-    if not path.is_file():
-        raise DataError(f"{path}: table CSV does not exist")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: malformed CSV ({_one_line(exc)})") from None
+    df = read_csv_text(path, "table CSV")
     missing = [c for c in TIDY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column '{missing[0]}' (a tidy table needs: {', '.join(TIDY_COLUMNS)})")
@@ -285,7 +274,9 @@ def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataF
 # ----------------------------------------------------------------------------------------------- scorecard
 
 
-def _build(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, pd.DataFrame]]:
+def build_scorecard(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, pd.DataFrame]]:
+    """(cells, claims, tables): every paper cell with its reproduced value, every claim evaluated (module
+    docstring), and the tidy table of each built table by table id (what the bar plots show)."""
     claims = load_claims(claims_path)
     paper = load_paper_values(paper_csv)
     check_claims_against_paper(claims, paper, claims_path)
@@ -302,12 +293,12 @@ def _build(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFra
         got = lookup.get(key)
         cell = {"kind": "cell", "table": table_id, "row": rec["row"], "metric": rec["metric"], "run": "",
                 "paper": float(rec["value"]), "reproduced": math.nan, "reproduced_std": math.nan,
-                "n_seeds": pd.NA, "delta": math.nan, "status": NOT_RUN}
+                "n_seeds": pd.NA, "delta": math.nan, "per_seed": "", "status": NOT_RUN}
         if got is not None:
             used.add(key)
             cell.update(run=got["run"], reproduced=got["reproduced"], reproduced_std=got["reproduced_std"],
                         n_seeds=int(got["n_seeds"]), delta=round(got["reproduced"] - float(rec["value"]), 2),
-                        status="reproduced")
+                        per_seed=got["per_seed"], status="reproduced")
         cell.update({c: rec[c] for c in descriptive})
         rows.append(cell)
     for key, got in lookup.items():  # reproduced cells the paper has no value for (kept, marked)
@@ -315,7 +306,8 @@ def _build(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFra
             continue
         rows.append({"kind": "cell", "table": key[0], "row": key[1], "metric": key[2], "run": got["run"],
                      "paper": math.nan, "reproduced": got["reproduced"], "reproduced_std": got["reproduced_std"],
-                     "n_seeds": int(got["n_seeds"]), "delta": math.nan, "status": "no paper value"})
+                     "n_seeds": int(got["n_seeds"]), "delta": math.nan, "per_seed": got["per_seed"],
+                     "status": "no paper value"})
     cells = pd.DataFrame(rows, columns=CELL_COLUMNS + descriptive)
     cells["n_seeds"] = cells["n_seeds"].astype("Int64")
     for col in ("paper", "reproduced", "reproduced_std", "delta"):
@@ -330,12 +322,6 @@ def _build(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFra
         records.append(rec)
     claims_df = pd.DataFrame(records, columns=CLAIM_COLUMNS)
     return cells, claims_df, per_table
-
-
-def build_scorecard(table_csvs: list, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """(cells, claims): every paper cell with its reproduced value, and every claim evaluated (module docstring)."""
-    cells, claims, _ = _build(table_csvs, claims_path, paper_csv)
-    return cells, claims
 
 
 def scorecard_frame(cells: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
@@ -363,28 +349,23 @@ def _verdict(value) -> str:
     return str(value)
 
 
-def _decimals(values: Iterable) -> int:
-    """Decimals to print a metric with: those of the paper's values (1 or 2), 1 without paper values."""
-    best = 1
-    for v in values:
-        if _is_missing(v):
-            continue
-        frac = f"{float(v):.2f}".rstrip("0").split(".")[1]
-        best = max(best, len(frac))
-    return best
-
-
-def _fmt(value, decimals: int = 1, signed: bool = False) -> str:
-    if _is_missing(value):
-        return "–"
-    return f"{float(value):{'+' if signed else ''}.{decimals}f}"
+def _interval(rec: dict) -> str:
+    """``[lo, hi] (n = k)`` of a claim's weakest comparison; ``n = 1`` for one seed; empty when not run."""
+    if fmt.is_missing(rec.get("n")):
+        return ""
+    if fmt.is_missing(rec.get("ci_lo")):
+        return f"(n = {int(rec['n'])})"
+    return (f"[{fmt.number(rec['ci_lo'], 2, signed=True)}, {fmt.number(rec['ci_hi'], 2, signed=True)}] "
+            f"(n = {int(rec['n'])})")
 
 
 def _summary(claims: pd.DataFrame) -> str:
     n = len(claims)
     k = sum(1 for v in claims["holds"] if v is True)
+    o = sum(1 for v in claims["holds"] if isinstance(v, str) and v == ONE_SEED)
     m = sum(1 for v in claims["holds"] if isinstance(v, str) and v == NOT_RUN)
-    return f"{k} of {n} claims hold on the reproduced numbers; {m} not run"
+    return (f"{k} of {n} claims hold on the reproduced numbers (paired 95 % interval above 0); {o} one seed; "
+            f"{m} not run")
 
 
 def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
@@ -393,23 +374,22 @@ def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
     lines = ["# LD supplement scorecard", "", f"**{_summary(claims)}** "
              f"(on the paper's own numbers: {n_paper} of {len(claims)}).", "",
              RULE_TEXT, "", "## Claims", "",
-             "| id | table | claim | holds (paper) | holds (reproduced) | margin | beyond seed spread | weakest |",
+             "| id | table | claim | holds (paper) | holds (reproduced) | margin | 95 % CI (n) | weakest |",
              "|---|---|---|---|---|---|---|---|"]
     for rec in claims.to_dict("records"):
-        margin = _fmt(rec["margin"], 2, signed=True)
-        if not _is_missing(rec.get("paper_margin")):
-            margin += f" (paper {_fmt(rec['paper_margin'], 2, signed=True)})"
+        margin = fmt.number(rec["margin"], 2, signed=True)
+        if not fmt.is_missing(rec.get("paper_margin")):
+            margin += f" (paper {fmt.number(rec['paper_margin'], 2, signed=True)})"
         weakest = rec.get("weakest") or rec.get("note") or ""
         lines.append(f"| {_md(rec['id'])} | {_md(rec['table'])} | {_md(rec['text'])} | "
                      f"{_verdict(rec['holds_in_paper'])} | {_verdict(rec['holds'])} | {margin} | "
-                     f"{_verdict(rec['beyond_seed_spread'])} | {_md(weakest)} |")
+                     f"{_interval(rec)} | {_md(weakest)} |")
 
     for table_id in dict.fromkeys(cells["table"]):
         part = cells[cells["table"] == table_id]
         built = (part["status"] != NOT_RUN).any()
         seeds = sorted({int(n) for n in part["n_seeds"].dropna()})
-        seed_note = (f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
-                     else f"{seeds[0]}–{seeds[-1]} seeds") if seeds else ""
+        seed_note = fmt.seed_range(seeds)
         lines += ["", f"## {table_id}" + ("" if built else " (not run)"), ""]
         if seed_note:
             what = "value of" if seeds == [1] else "mean ± sample std over"
@@ -417,106 +397,33 @@ def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
         lines += ["| row | metric | paper | reproduced (± std) | delta | status |", "|---|---|---|---|---|---|"]
         for rec in part.to_dict("records"):
             metric_vals = part.loc[part["metric"] == rec["metric"], "paper"]
-            d = _decimals(metric_vals)
+            d = fmt.decimals(metric_vals)
             if rec["status"] == NOT_RUN:
                 ours = NOT_RUN
             else:
-                ours = _fmt(rec["reproduced"], d)
-                if not _is_missing(rec["n_seeds"]) and int(rec["n_seeds"]) > 1 and not _is_missing(rec["reproduced_std"]):
-                    ours += f" ± {_fmt(rec['reproduced_std'], d)}"
-            lines.append(f"| {_md(rec['row'])} | {_md(rec['metric'])} | {_fmt(rec['paper'], d)} | {ours} | "
-                         f"{_fmt(rec['delta'], d, signed=True)} | {rec['status']} |")
+                ours = fmt.mean_std(rec["reproduced"], rec["reproduced_std"], rec["n_seeds"], d)
+            lines.append(f"| {_md(rec['row'])} | {_md(rec['metric'])} | {fmt.number(rec['paper'], d)} | {ours} | "
+                         f"{fmt.number(rec['delta'], d, signed=True)} | {rec['status']} |")
     return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------------------------- plots
-
-
-def _plot_png(tidy: pd.DataFrame) -> bytes:
-    """Grouped bars, one panel per metric: paper vs reproduced per row (error bars: std over seeds)."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if tidy.empty:
-        raise DataError("cannot plot an empty table")
-    table_id = str(tidy["table"].iloc[0]) if "table" in tidy.columns else "table"
-    metrics = list(dict.fromkeys(tidy["metric"]))
-    rows = list(dict.fromkeys(tidy["row"]))
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    width = max(4.0, 0.9 * len(rows) + 1.5)
-    fig = Figure(figsize=(width * ncols, 3.6 * nrows), dpi=110)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    x = np.arange(len(rows))
-    w = 0.38
-    for ax, metric in zip(axes, metrics):
-        part = tidy[tidy["metric"] == metric].set_index("row").reindex(rows)
-        paper = part["paper"].astype(float).to_numpy()
-        ours = part["reproduced"].astype(float).to_numpy()
-        n = pd.to_numeric(part["n_seeds"], errors="coerce").fillna(0).to_numpy()
-        std = part["reproduced_std"].astype(float).to_numpy()
-        err = np.where((n >= 2) & np.isfinite(std), std, np.nan)
-        ax.bar(x - w / 2, np.nan_to_num(paper, nan=0.0), w, label="paper", color="#9e9e9e")
-        ax.bar(x + w / 2, np.nan_to_num(ours, nan=0.0), w, label="reproduced", color="#1f77b4",
-               yerr=None if np.isnan(err).all() else np.nan_to_num(err, nan=0.0), capsize=3,
-               error_kw={"elinewidth": 1})
-        for xi, v in zip(x, paper):
-            if np.isfinite(v):
-                ax.annotate(f"{v:g}", (xi - w / 2, v), ha="center", va="bottom", fontsize=7)
-        for xi, v in zip(x, ours):
-            if np.isfinite(v):
-                ax.annotate(f"{v:.1f}", (xi + w / 2, v), ha="center", va="bottom", fontsize=7)
-        ax.set_title(metric, fontsize=10)
-        ax.set_xticks(x)
-        ax.set_xticklabels(rows, rotation=30 if len(rows) > 3 else 0, ha="right" if len(rows) > 3 else "center",
-                           fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        top = np.nanmax(np.concatenate([paper, ours + np.nan_to_num(err, nan=0.0)]))
-        if np.isfinite(top) and top > 0:
-            ax.set_ylim(0, top * 1.15)
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, 1.0 - 0.3 / fig.get_figheight()))
-    seeds = sorted({int(v) for v in pd.to_numeric(tidy["n_seeds"], errors="coerce").dropna()})
-    seed_txt = "" if not seeds else (f" (reproduced: mean over {seeds[-1]} seed{'s' if seeds[-1] != 1 else ''}"
-                                     + (", error bars = std)" if seeds[-1] > 1 else ")"))
-    fig.suptitle(f"{table_id}: paper vs reproduced{seed_txt}", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.2 / fig.get_figheight()))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def plot_table(tidy: pd.DataFrame, out_png) -> Path:
-    """Bar plot of one tidy table (paper vs reproduced per row and metric), written atomically as PNG."""
-    return atomic_write_bytes(out_png, _plot_png(tidy))
 
 
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
-def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None) -> None:
-    """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table.
+def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None) -> pd.DataFrame:
+    """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table;
+    returns the evaluated claims.
 
     Everything is computed before anything is written; on any error no output is created or changed.
     """
-    _write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir)
-
-
-def _write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None) -> pd.DataFrame:
-    cells, claims, per_table = _build(table_csvs, claims_path, paper_csv)
+    cells, claims, per_table = build_scorecard(table_csvs, claims_path, paper_csv)
     outputs: Dict[Path, "str | bytes"] = {
         Path(csv_out): scorecard_frame(cells, claims).to_csv(index=False, lineterminator="\n"),
         Path(md_out): render_markdown(cells, claims),
     }
     if plot_dir is not None:
         for table_id, tidy in per_table.items():
-            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = _plot_png(tidy)
+            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = bars_png(tidy)
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved):
         raise ConfigError(f"{csv_out}: the scorecard outputs (CSV, Markdown, plots) must be different files")
@@ -534,7 +441,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    claims = _write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir)
+    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir)
     print(f"scorecard: {_summary(claims)} -> {args.csv}, {args.md}"
           + (f", {args.plot_dir}/<table>_bars.png" if args.plot_dir else ""))
     return 0

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .errors import ConfigError, TeacherMismatchError
+from ..errors import ConfigError, TeacherMismatchError
 
 _ANCHOR_KEYS = ("strides", "ratios", "octave_base_scale", "scales_per_octave")
 _PREPROCESS_KEYS = ("mean", "std", "bgr_to_rgb")

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import yaml
 
-from .errors import ConfigError
-from .matrix import Matrix, load_matrix
-from .scale import load_scale
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # imported in load_pipeline, once the model files they read are validated
+    from .matrix import Matrix
 
 
 COMPLEXITY_METRICS = {"params_M", "GFLOPs", "FPS"}
@@ -88,7 +89,7 @@ class Pipeline:
 
     def val_annotations(self) -> tuple:
         """(annotation file, image folder) of the validation split."""
-        from .mmdet_config import dataset_layout
+        from .builder import dataset_layout
 
         layout = dataset_layout(self.scale, self.results, self.config["data_root"])
         return str(Path(layout["root"]) / layout["val_ann"]), str(Path(layout["root"]) / layout["val_img"])
@@ -105,15 +106,22 @@ class Pipeline:
 
 
 def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml") -> Pipeline:
-    """Validate the Snakemake config and load the matrix and scale profile it names."""
+    """Validate the Snakemake config and every file it names (schemas and cross-references:
+    :mod:`ld_core.config.validate`), then load the matrix and scale profile."""
     basedir = Path(basedir).resolve()
     cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source)
     for key in ("matrix", "paper_tables", "claims"):  # project files: relative to the repository, not the workdir
         cfg[key] = str(basedir / cfg[key])
+    from .validate import scale_profile_path, validate_files
+
+    validate_files(cfg, basedir)
+    from .matrix import load_matrix  # reads configs/models/ when imported: after validate_files checked it
+    from .scale import load_scale
+
     matrix = load_matrix(cfg["matrix"])
     for table in cfg["tables"]:
         matrix.table(table)
-    scale_path = basedir / "configs" / "scales" / f"{cfg['scale']}.yaml"
+    scale_path = scale_profile_path(basedir, cfg["scale"])
     scale = load_scale(scale_path)
     if scale["data"]["kind"] != "synthetic":  # the user's datasets: only those the selected runs need
         datasets = {matrix.run(r).dataset for r, _ in matrix.jobs(cfg["tables"], cfg["seeds"])}

@@ -9,8 +9,8 @@ import copy
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .detector_heads import detector_parts, student_head
-from .errors import ConfigError
+from .detectors import detector_parts, student_head
+from ..errors import ConfigError
 from .matrix import Run
 
 IMG_NORM = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
@@ -74,24 +74,6 @@ def _backbone(run: Run, scale: dict, pretrained_dir: Optional[str]) -> dict:
     else:
         cfg.update(frozen_stages=-1, norm_eval=False)
     return cfg
-
-
-def _scale_ld_to_images_per_batch(head: dict, scale: dict) -> None:
-    """Keep the reference LD normalisation's per-image strength when a profile trains more images per batch.
-
-    The reference Main LD (and VLR LD) is a *sum* over the batch's positives divided by a constant, so its
-    magnitude grows with the images per GPU; the published weights were tuned at 2 images/GPU (upstream
-    warns to keep <= 3). A profile with ``train.ld_reference_images: 2`` and ``batch_size: B`` multiplies those
-    weights by 2 / B (1 at the paper's 2 images/GPU).
-    """
-    ref = scale["train"].get("ld_reference_images")
-    if not ref:
-        return
-    factor = float(ref) / float(scale["train"]["batch_size"])
-    if "loss_ld" in head and head.get("ld_normalize", "reference") == "reference":
-        head["loss_ld"]["loss_weight"] = head["loss_ld"]["loss_weight"] * factor
-    if "loss_ld_vlr" in head:
-        head["loss_ld_vlr"]["loss_weight"] = head["loss_ld_vlr"]["loss_weight"] * factor
 
 
 def _schedule(run: Run, scale: dict) -> tuple[dict, list]:
@@ -170,6 +152,12 @@ def _voc_datasets(scale, results_dir, voc_root, metainfo, run, train_pipeline, t
     return train, dataset(year, split, test_pipeline, True), evaluator
 
 
+def model_test_cfg(test: dict) -> dict:
+    """The detector's ``test_cfg`` (score threshold, NMS) from a profile's ``test`` section."""
+    return dict(nms_pre=test["nms_pre"], min_bbox_size=0, score_thr=test["score_thr"],
+                nms=dict(type="nms", iou_threshold=test["nms_iou"]), max_per_img=test["max_per_img"])
+
+
 def _optim_wrapper(train: dict) -> dict:
     """mmengine's OptimWrapper: optimizer, optional gradient clipping and DCN offset learning-rate factor."""
     wrapper = dict(type="OptimWrapper", optimizer=dict(train["optimizer"]))
@@ -202,8 +190,7 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
     train_pipeline, test_pipeline = _pipelines(scale)
 
     parts = detector_parts(run.detector, num_classes, scale["model"], distribution=run.distribution,
-                           distill=run.distill if run.teacher is not None else None)
-    _scale_ld_to_images_per_batch(parts["bbox_head"], scale)
+                           distill=run.distill if run.teacher is not None else None, train=t)
     neck = dict(type="FPN", in_channels=[c * scale["model"]["backbone_base_channels"] // 64 for c in FPN_IN[run.depth]],
                 out_channels=scale["model"]["neck_channels"], start_level=1, add_extra_convs="on_output", num_outs=5)
     neck.update(parts.get("neck") or {})
@@ -214,8 +201,7 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         neck=neck,
         bbox_head=parts["bbox_head"],
         train_cfg=parts["train_cfg"],
-        test_cfg=dict(nms_pre=te["nms_pre"], min_bbox_size=0, score_thr=te["score_thr"],
-                      nms=dict(type="nms", iou_threshold=te["nms_iou"]), max_per_img=te["max_per_img"]))
+        test_cfg=model_test_cfg(te))
     if run.teacher is not None:
         model.update(type="LocalizationDistiller", student_type=parts["type"], teacher_config=str(teacher_config),
                      teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt))

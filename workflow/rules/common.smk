@@ -1,0 +1,123 @@
+# Python shared by the workflow/rules/*.smk files, included first by the Snakefile (once the config is
+# validated into PIPE). Here: the job environment, wildcard constraints, input functions, params helpers and
+# resource helpers; the other files hold only rules (what `snakemake --lint` asks for).
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+# Job environment. The rules run `python -m ld_core <command>` with the interpreter that runs Snakemake (the
+# project environment), also when snakemake was started as .venv/bin/snakemake without activating .venv:
+# its folder goes first on PATH, which every job inherits (a SLURM job reads this file again, with the same
+# interpreter).
+_BIN = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ.update(PATH=os.pathsep.join([_BIN, os.environ.get("PATH", "")]))
+
+
+wildcard_constraints:
+    run="|".join(PIPE.matrix.runs),
+    seed=r"\d+",
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+
+def dataset_inputs(wildcards=None):
+    """Files a training/evaluation job needs from the data stage (none for a user's dataset)."""
+    return [f"{R}/data/synthetic/dataset.json"] if PIPE.synthetic else []
+
+
+def synthetic_args():
+    """Options of `ld_core data-synth`: the scale profile's data.synthetic settings."""
+    synth = PIPE.scale["data"].get("synthetic", {})
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in synth.items())
+
+
+# ---- dataset check (user datasets only) -------------------------------------------------------------------
+
+def datacheck_needs():
+    """{'coco': root, 'voc': devkit} of the user's datasets the selected runs train on ({} if synthetic)."""
+    if PIPE.synthetic:
+        return {}
+    datasets = {PIPE.matrix.run(run).dataset for run, _ in PIPE.jobs()}
+    roots = {"coco": config.get("data_root"), "voc": config.get("voc_root")}
+    return {name: roots[name] for name in ("coco", "voc") if name in datasets and roots[name]}
+
+
+def datacheck_inputs(wildcards=None):
+    """What every training job waits for: the dataset check's summary (nothing for the synthetic data)."""
+    return [f"{R}/checks/datasets.json"] if datacheck_needs() else []
+
+
+def datacheck_args():
+    """Options of `ld_core check-data`: the dataset folders to check and the image counts expected."""
+    args = [f"--{name} {shlex.quote(str(root))}" for name, root in datacheck_needs().items()]
+    args += [f"--expect-{key.replace('_', '-')} {'none' if value in (None, 'null') else value}"
+             for key, value in config["data_check_counts"].items()]
+    return " ".join(args)
+
+
+# ---- resolved configs -------------------------------------------------------------------------------------
+
+def resolve_spec(wildcards):
+    """What the resolved config of (run, seed) depends on (the params trigger of resolve_config)."""
+    return PIPE.resolve_params(wildcards.run, int(wildcards.seed))
+
+
+def resolve_extra_args():
+    """The user's folders (datasets, pretrained backbones) passed on to `ld_core resolve`."""
+    folders = (("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
+               ("pretrained_dir", config["pretrained_dir"]))
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in folders if v)
+
+
+def results_root(wildcards, output):
+    """params function: the results folder, from the job's output <results>/runs/<run>/seed<seed>/config.py."""
+    return str(Path(output[0]).parents[3])
+
+
+def project_file(path):
+    """params function giving a project file (the matrix, a scale profile) to a job. What the job depends on
+    is the file's content (resolve_spec), not where this clone lives: a function of `input` is left out of
+    Snakemake's params rerun trigger, so a moved clone does not re-resolve (and retrain) every run."""
+    return lambda wildcards, input: str(path)
+
+
+# ---- figures ----------------------------------------------------------------------------------------------
+
+def figure_file(role, name):
+    """`name` in the run folder of the figures' baseline/LD student (first pipeline seed)."""
+    return f"{PIPE.figure_runs().get(role, '')}/{name}"
+
+
+def val_annotations():
+    """(annotation file, image folder) of the validation split the figures draw."""
+    return PIPE.val_annotations()
+
+
+def output_folder(name):
+    """params function: the folder of the job's output `name` (of its first file, for a list)."""
+    def folder(wildcards, output):
+        files = getattr(output, name)
+        return os.path.dirname(files if isinstance(files, str) else files[0])
+    return folder
+
+
+# ---- resources --------------------------------------------------------------------------------------------
+
+def gpu_resources(gpus, runtime, mem_mb):
+    """Resources of a GPU-capable job. `gpu` is both the SLURM plugin's GPU count (--gpus) and the local
+    resource `--resources gpu=N` caps; gpu_model/cpus_per_gpu only matter (and are only set) with GPUs."""
+    res = dict(gpu=gpus, runtime=runtime, mem_mb=mem_mb)
+    if gpus > 0:
+        res["cpus_per_gpu"] = config["cpus_per_gpu"]
+        if config["gpu_model"] not in (None, "", "null", "none"):  # `--config gpu_model=null` is a string
+            res["gpu_model"] = config["gpu_model"]
+    return res
+
+
+def train_runtime(wildcards, attempt):
+    """Wall time of a training attempt: grows with each retry (each resumes from its last checkpoint)."""
+    return min(config["train_runtime_min"] * attempt, config["train_runtime_max_min"])
