@@ -41,7 +41,8 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def load_yaml_file(path: str | os.PathLike, what: str) -> Any:
-    """Parse a YAML file; a missing, unreadable or malformed file is a one-line ``ConfigError`` naming it."""
+    """Parse a YAML file (libyaml's safe loader when available); a missing, unreadable or malformed file is a
+    one-line ``ConfigError`` naming it."""
     import yaml
 
     from .errors import ConfigError
@@ -50,7 +51,7 @@ def load_yaml_file(path: str | os.PathLike, what: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} does not exist")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -171,7 +171,7 @@ def test_paper_csv_bad_number(project):
 
 @pytest.mark.parametrize("scale", ["embedded", "paper", "tiny"])
 def test_shipped_configs_validate(tmp_path, scale):
-    extra = {"data_root": str(tmp_path), "voc_root": str(tmp_path)} if scale == "paper" else {}
+    extra = {"data_root": str(tmp_path), "voc_root": str(tmp_path), "allow_downloads": True} if scale == "paper" else {}
     pipe = load_pipeline({"scale": scale, **extra}, ROOT)
     assert pipe.scale["name"] == scale and pipe.jobs()
 

@@ -127,7 +127,8 @@ def test_broken_annotation_file_and_missing_root(tmp_path, capsys):
 def test_check_data_runs_locally_before_every_paper_training(datasets, tmp_path):
     coco, _ = datasets
     common = [*SNAKEMAKE, "--directory", str(tmp_path / "wd"), "--cores", "1"]
-    config = ["--config", "scale=paper", f"data_root={coco}", "tables=[table1]", "seeds=[0]", "figures=false"]
+    config = ["--config", "scale=paper", f"data_root={coco}", "tables=[table1]", "seeds=[0]", "figures=false",
+              "allow_downloads=true"]
     dry = subprocess.run([*common, "-n", *config], capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "rule check_data:" in dry.stdout  # local on SLURM: tests/test_slurm_profile.py

@@ -1,4 +1,5 @@
-"""Qualitative figures: honest image selection, NMS override, atomic output, one-line input errors.
+"""Qualitative figures: image rule on the baseline only, NMS override, the whole-split NMS redundancy
+numbers, atomic output, one-line input errors.
 
 Two tiny random-weight GFL models (the "LD" one written as a distiller config whose teacher does not
 exist, so it only loads through ``student_only``) on a 6-image synthetic val split.
@@ -110,13 +111,165 @@ def test_image_selection_is_first_val_images_with_two_objects(rendered, setup):
     counts = {}
     for ann in data["annotations"]:
         counts[ann["image_id"]] = counts.get(ann["image_id"], 0) + 1
-    eligible = sorted(img["id"] for img in data["images"] if counts.get(img["id"], 0) >= 2)
+    # score_thr 0: the baseline detects something everywhere, so the rule is "first with >= 2 objects"
+    eligible = [img["id"] for img in data["images"] if counts.get(img["id"], 0) >= 2]  # annotation-file order
     assert len(eligible) >= 2, "fixture dataset must have two val images with >= 2 objects"
     assert summary["figure1"]["image_ids"] == eligible[:2]
     assert summary["figure2"]["image_ids"] == eligible[:2]
+    assert summary["image_rule_fill"] == []
     panels = summary["figure1"]["panels"]
     assert [(p["image_id"], p["model"]) for p in panels] == [(i, m) for i in eligible[:2] for m in ("GFocal", "LD")]
     assert "0.3" not in summary["figure1"]["caption"] and "score >= 0" in summary["figure1"]["caption"]
+    for caption in (summary["figure1"]["caption"], summary["figure2"]["caption"]):
+        assert summary["image_rule"] in caption
+
+
+def test_select_images_rule_and_fill():
+    import numpy as np
+
+    from ld_core.errors import DataError
+    from ld_core.report.figures import select_images
+
+    def img(i, n_gt):
+        return dict(id=i, gt_bboxes=np.zeros((n_gt, 4), np.float32))
+
+    def det(*scores):
+        return dict(scores=np.array(scores, np.float32))
+
+    images = [img(10, 3), img(11, 1), img(12, 2), img(13, 2), img(14, 4)]
+    base = [det(0.29), det(0.9), det(0.1, 0.31), det(), det(0.3)]  # 11: one object only; 13: nothing
+    chosen, filled = select_images(images, base, 2, 0.3)
+    assert [i["id"] for i in chosen] == [12, 14] and filled == []
+    chosen, filled = select_images(images, base, 4, 0.3)  # only two meet the rule: the others follow them
+    assert [i["id"] for i in chosen] == [12, 14, 10, 13] and filled == [10, 13]
+    with pytest.raises(DataError, match="at least 2"):
+        select_images([img(1, 1)], [det(0.9)], 1, 0.3)
+
+
+def test_image_rule_follows_the_baseline_never_the_ld_model(setup):
+    import numpy as np
+
+    from ld_core.report.figures import detect_many, load_model, make_figures, val_images
+
+    images = val_images(setup["ann"])
+    paths = [setup["img_dir"] / i["file_name"] for i in images]
+    top = {}
+    for role in ("baseline", "ld"):
+        dets = detect_many(load_model(*setup["files"][role]), paths, (0.6, 0.95))
+        top[role] = np.array([float(d[0.6]["scores"].max(initial=0.0)) for d in dets])
+    eligible = [k for k, i in enumerate(images) if len(i["gt_bboxes"]) >= 2]
+    # a threshold the baseline's first eligible image misses but a later one reaches
+    later = max(top["baseline"][k] for k in eligible[1:])
+    assert later > top["baseline"][eligible[0]], "fixture: needs a later eligible image with a higher top score"
+    thr = float((top["baseline"][eligible[0]] + later) / 2)
+    expected = [images[k]["id"] for k in eligible if top["baseline"][k] >= thr][:1]
+    assert expected and expected[0] != images[eligible[0]]["id"]
+
+    summaries = []
+    for name, ld_ckpt in (("rule", setup["files"]["ld"][1]), ("rule_swapped", setup["files"]["baseline"][1])):
+        out = setup["tmp"] / name
+        make_figures(*_args(setup, out, ld_checkpoint=ld_ckpt), num_images_fig1=1, num_images_fig2=1, score_thr=thr)
+        summaries.append(json.loads((out / "figures.json").read_text()))
+    for s in summaries:
+        assert s["figure1"]["image_ids"] == s["figure2"]["image_ids"] == expected
+        assert s["image_rule_fill"] == []
+        assert next(p for p in s["figure1"]["panels"] if p["model"] == "GFocal")["drawn"] >= 1
+    # the swap did change the LD model's detections, not the chosen images
+    assert summaries[0]["nms_redundancy"]["ld"] != summaries[1]["nms_redundancy"]["ld"]
+    assert summaries[1]["nms_redundancy"]["ld"] == summaries[1]["nms_redundancy"]["baseline"]
+
+
+def test_detect_many_equals_detect_one_image_at_a_time(setup, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ld_core.report.figures import detect, detect_many, load_model
+
+    model = load_model(*setup["files"]["baseline"])
+    paths = sorted((setup["img_dir"] / "val").glob("*.jpg"))
+    with Image.open(paths[0]) as im:  # another shape after the pipeline: a batch of its own
+        im.convert("RGB").resize((SIZE, SIZE * 5 // 8)).save(tmp_path / "wide.jpg")
+    paths = paths[:3] + [tmp_path / "wide.jpg"] + paths[3:]
+    many = detect_many(model, paths, (0.6, 0.95), batch_size=2)  # batches: 2, 1, 1 (wide), 2, 1
+    assert model.bbox_head.test_cfg["nms"]["iou_threshold"] == 0.6
+    for path, per_iou in zip(paths, many):
+        for iou in (0.6, 0.95):
+            one = detect(model, path, nms_iou=iou)
+            assert len(per_iou[iou]["scores"]) == len(one["scores"]) > 0
+            np.testing.assert_allclose(per_iou[iou]["bboxes"], one["bboxes"], atol=1e-3)
+            np.testing.assert_allclose(per_iou[iou]["scores"], one["scores"], atol=1e-5)
+            assert (per_iou[iou]["labels"] == one["labels"]).all()
+
+
+def _det(boxes, scores, labels):
+    import numpy as np
+
+    return dict(bboxes=np.array(boxes, np.float32).reshape(-1, 4), scores=np.array(scores, np.float32),
+                labels=np.array(labels, np.int64))
+
+
+def test_redundancy_two_identical_boxes_on_one_gt():
+    import numpy as np
+
+    from ld_core.report.figures import nms_redundancy
+
+    gt = dict(id=1, gt_bboxes=np.array([[10, 10, 40, 40]], np.float32), gt_label_idx=np.array([0]))
+    two = _det([[10, 10, 40, 40], [10, 10, 40, 40]], [0.9, 0.8], [0, 0])
+    loose = _det([[10, 10, 40, 40], [10, 10, 40, 40], [12, 12, 40, 40]], [0.9, 0.8, 0.5], [0, 0, 0])
+    dets = {"GFocal": [{0.6: two, 0.95: loose}], "LD": [{0.6: _det([[10, 10, 40, 40]], [0.9], [0]), 0.95: two}]}
+    red = nms_redundancy([gt], dets, 0.3, (0.6, 0.95))
+    assert red["images"] == 1 and red["score_thr"] == 0.3
+    assert red["baseline"] == {"boxes_per_image_nms0.6": 2.0, "boxes_per_image_nms0.95": 3.0,
+                               "surplus_per_image": 1.0, "redundant_per_image_nms0.6": 1.0}
+    assert red["ld"] == {"boxes_per_image_nms0.6": 1.0, "boxes_per_image_nms0.95": 2.0,
+                         "surplus_per_image": 1.0, "redundant_per_image_nms0.6": 0.0}
+    for role in ("baseline", "ld"):
+        assert red[role]["boxes_per_image_nms0.95"] >= red[role]["boxes_per_image_nms0.6"]
+
+
+def test_redundancy_counts_only_duplicates_of_covered_objects():
+    import numpy as np
+
+    from ld_core.report.figures import count_boxes
+
+    gts = np.array([[0, 0, 20, 20], [30, 0, 50, 20], [60, 0, 80, 20], [0, 60, 20, 80]], np.float32)
+    labels = np.array([0, 0, 1, -1])  # the last one: a category the model does not know
+    det = _det([[0, 0, 20, 20],        # 0.90 finds GT 0
+                [60, 0, 80, 20],       # 0.85 class 0 on a class-1 object: not a duplicate of anything
+                [1, 0, 20, 20],        # 0.80 duplicate of GT 0                          -> redundant
+                [30, 0, 50, 20],       # 0.70 finds GT 1
+                [0, 60, 20, 80],       # 0.60 on the unknown-category object: never matched
+                [0, 0, 21, 20],        # 0.50 duplicate of GT 0 again                    -> redundant
+                [31, 0, 50, 20],       # 0.20 a duplicate, but under the score threshold
+                [100, 100, 120, 120]], # 0.95 on nothing: a false positive, not a duplicate
+               [0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.2, 0.95], [0, 0, 0, 0, 0, 0, 0, 0])
+    assert count_boxes(det, gts, labels, 0.3) == (7, 2)
+    # two overlapping GTs: a box is redundant only if the object it overlaps most is taken already
+    pair = np.array([[0, 0, 20, 20], [0, 0, 20, 24]], np.float32)
+    assert count_boxes(_det([[0, 0, 20, 20], [0, 0, 20, 24]], [0.9, 0.8], [0, 0]), pair, [0, 0], 0.3) == (2, 0)
+    assert count_boxes(_det([[0, 0, 20, 20], [0, 0, 20, 22], [0, 0, 20, 23]], [0.9, 0.8, 0.7], [0, 0, 0]),
+                       pair, [0, 0], 0.3) == (3, 1)
+    assert count_boxes(_det([], [], []), pair, [0, 0], 0.3) == (0, 0)
+    assert count_boxes(det, np.zeros((0, 4), np.float32), [], 0.3) == (7, 0)
+
+
+def test_figures_json_has_the_nms_redundancy_keys(rendered, setup):
+    _, _, summary = rendered
+    data = json.loads(setup["ann"].read_text())
+    red = summary["nms_redundancy"]
+    assert set(red) == {"score_thr", "match_iou", "nms_ious", "images", "baseline", "ld"}
+    assert red["images"] == len(data["images"]) == 6          # the whole val split, not the figures' images
+    assert red["score_thr"] == summary["score_thr"] and red["nms_ious"] == [0.6, 0.95]
+    for role in ("baseline", "ld"):
+        vals = red[role]
+        assert set(vals) == {"boxes_per_image_nms0.6", "boxes_per_image_nms0.95", "surplus_per_image",
+                             "redundant_per_image_nms0.6"}
+        assert vals["boxes_per_image_nms0.95"] >= vals["boxes_per_image_nms0.6"] > 0
+        assert vals["surplus_per_image"] == pytest.approx(vals["boxes_per_image_nms0.95"]
+                                                          - vals["boxes_per_image_nms0.6"], abs=1e-3)
+        assert 0 <= vals["redundant_per_image_nms0.6"] <= vals["boxes_per_image_nms0.6"]
+    assert {"val_inference_s", "redundancy_s", "per_image_s"} <= set(summary["timings"])
+    assert "validation images" in summary["figure2"]["caption"]
 
 
 def test_nms_095_keeps_at_least_as_many_boxes_as_06(rendered):

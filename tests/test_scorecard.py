@@ -262,22 +262,26 @@ def test_write_scorecard_outputs(tmp_path, capsys):
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in plot_dir.iterdir()) == ["table1_bars.png"]  # only built tables, no temp files
-    assert png.read_bytes() == plots.bars_png(scorecard.load_tidy(csv))  # the plot of the table CSV, as rendered
+    _, _, differences = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    assert png.read_bytes() == plots.bars_png("table1", differences["table1"])  # the claims' differences, as rendered
 
 
 def test_bars_png(tmp_path):
-    csv = write_tidy(tmp_path / "t.csv", table1_seeds([35.0], [36.0], [36.5], metrics=("AP", "AP50", "AP75", "APs")))
-    png = plots.bars_png(scorecard.load_tidy(csv))
+    png = plots.bars_png("table1", [dict(label="ld+gt − gt-only", metric="AP", paper=0.7, diff=1.0, lo=0.5, hi=1.5, n=3),
+                                    dict(label="ld-only − gt-only", metric="AP75", paper=1.1, diff=-0.2, lo=None,
+                                         hi=None, n=1)])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
-    with pytest.raises(DataError, match="empty table"):
-        plots.bars_png(scorecard.load_tidy(csv).iloc[0:0])
+    assert plots.bars_png("table2", [])[:8] == b"\x89PNG\r\n\x1a\n"  # a built table without claims still plots
 
 
-def test_build_scorecard_returns_the_built_tables(tmp_path):
-    one = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0], [36.0], [36.5]))
-    _, _, built = scorecard.build_scorecard([one], CLAIMS, PAPER)
-    assert list(built) == ["table1"]
-    pd.testing.assert_frame_equal(built["table1"], scorecard.load_tidy(one))
+def test_build_scorecard_returns_the_claimed_differences(tmp_path):
+    one = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.1], [36.0, 36.3], [36.5, 36.5]))
+    _, _, differences = scorecard.build_scorecard([one], CLAIMS, PAPER)
+    assert list(differences) == ["table1"]
+    by_key = {(c["label"], c["metric"]): c for c in differences["table1"]}
+    ld_only = by_key[("ld-only − gt-only", "AP")]
+    assert ld_only["diff"] == pytest.approx(1.1) and ld_only["n"] == 2 and ld_only["lo"] < 1.1 < ld_only["hi"]
+    assert ld_only["paper"] == pytest.approx(36.4 - 35.8)
 
 
 def test_nothing_partial_on_error(tmp_path):
@@ -365,3 +369,20 @@ def test_missing_claims_file_and_cli_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_figure2_claim_from_the_figures_summary(tmp_path):
+    import json
+
+    csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.1], [36.0, 36.3], [36.5, 36.5]))
+    summary = tmp_path / "figures.json"
+    rec = {"boxes_per_image_nms0.6": 2.0, "boxes_per_image_nms0.95": 3.5, "surplus_per_image": 1.5}
+    summary.write_text(json.dumps({"nms_redundancy": {"images": 200, "score_thr": 0.3,
+                                                      "baseline": dict(rec, **{"redundant_per_image_nms0.6": 0.4}),
+                                                      "ld": dict(rec, **{"redundant_per_image_nms0.6": 0.25})}}))
+    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER, summary)
+    fig = claim_by_id(claims, "f2-ld-fewer-redundant-boxes")
+    assert fig["holds"] == "one seed" and fig["margin"] == pytest.approx(0.15) and "200 images" in fig["note"]
+    summary.write_text("{}")
+    with pytest.raises(DataError, match="Figure 2"):
+        scorecard.build_scorecard([csv], CLAIMS, PAPER, summary)

@@ -147,7 +147,7 @@ def test_dataset_check_runs_on_the_submit_host(tmp_path):
     coco = make_coco(tmp_path / "coco")
     proc, subs, _ = run_with_stubs(tmp_path, "results/checks/datasets.json", "--config", "scale=paper",
                                    f"data_root={coco}", "tables=[table1]", "seeds=[0]", "figures=false",
-                                   "data_check_counts={coco_train: 3, coco_val: 2}")
+                                   "data_check_counts={coco_train: 3, coco_val: 2}", "allow_downloads=true")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert subs == [] and (tmp_path / "wd" / "results" / "checks" / "datasets.json").is_file()
     assert "coco: train2017 3 images, val2017 2 images: ok" in proc.stdout + proc.stderr

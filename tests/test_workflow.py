@@ -30,13 +30,13 @@ def test_dry_run_of_default_dag_lists_every_job_once(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 37 (run, seed) trainings x (resolve, train, evaluate): Table 1 = R-101 teacher + 3 students x 3 seeds;
+    # 43 (run, seed) trainings x (resolve, train, evaluate): Table 1 = R-101 teacher + 3 students x 5 seeds;
     # Table 2 = 8 more (gfl_r18 is Table 1's; the R-18/R-50/X-101 Self-LD teachers are seed-1000 runs);
     # Table 3 = 3 R-101 teachers + 7 R-50 students (gfl_r50 is Table 2's, the GFocal teacher Table 1's),
     # plus a profile job (params, FLOPs, FPS) per row; Table 4 = 5 VOC students + 4 VOC teachers;
     # 1 dataset, 4 tables, figures, scorecard, all
-    assert counts == {"all": 1, "evaluate": 37, "resolve_config": 37, "synthetic_dataset": 1, "table": 4,
-                      "profile": 8, "figures": 1, "scorecard": 1, "train": 37, "total": 127}, out
+    assert counts == {"all": 1, "evaluate": 43, "resolve_config": 43, "synthetic_dataset": 1, "table": 4,
+                      "profile": 8, "figures": 1, "scorecard": 1, "train": 43, "total": 145}, out
 
 
 def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_path):
@@ -45,9 +45,9 @@ def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_p
         train = [l for l in out.splitlines() if l.split()[:1] == ["train"]]
         return int(train[0].split()[1])
 
-    # one seed: every run once; Table 1 (seeds: 3) takes its 3 students x 2 more seeds from the pool
-    assert trainings("seeds=[0]") == 37 - 6
-    assert trainings("seeds=[0,1,2,3]", "tables=[table1]") == 1 + 3 * 3  # the teacher once, never per seed
+    # one seed: every run once; Table 1 (seeds: 5) takes its 3 students x 4 more seeds from the pool
+    assert trainings("seeds=[0]") == 43 - 12
+    assert trainings("seeds=[0,1,2,3,4,5]", "tables=[table1]") == 1 + 3 * 5  # the teacher once, never per seed
 
 
 def test_bad_config_key_is_one_clear_line(tmp_path):

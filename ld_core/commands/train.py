@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import pickle
 import shlex
 import sys
 import time
@@ -25,8 +24,6 @@ from ..errors import ConfigError
 from ..threads import pin_threads
 
 CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its checkpoints belong to
-NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                "float16", "float32", "float64")  # of the numpy arrays/scalars in mmengine's message hub
 
 
 def check_run_inputs(cfg, config_path: str) -> None:
@@ -48,6 +45,23 @@ def check_run_inputs(cfg, config_path: str) -> None:
         check_teacher_compat(model, Config.fromfile(str(tcfg_path)).model, config_path, str(tcfg_path))
 
 
+def pretrained_backbone_line(cfg) -> Optional[str]:
+    """What the backbone starts from, for the train log; a local ImageNet file that does not fit the backbone
+    (missing keys, another depth, truncated) is a one-line error here, before mmengine's ``Pretrained`` init
+    would only log the missing keys and train from scratch. ``None`` without ImageNet weights."""
+    backbone = cfg["model"]["backbone"]
+    init = backbone.get("init_cfg") or {}
+    if init.get("type") != "Pretrained" or not init.get("checkpoint"):
+        return None
+    ckpt = str(init["checkpoint"])
+    if "://" in ckpt:
+        return f"[train] pretrained backbone: {ckpt}, downloaded by mmengine (allow_downloads: true; not checked)"
+    from ..models.checkpoints import fit_backbone
+
+    backbone = backbone.to_dict() if hasattr(backbone, "to_dict") else dict(backbone)
+    return f"[train] pretrained backbone: {fit_backbone(ckpt, backbone)}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="resolved mmdet config (config.py)")
     parser.add_argument("--checkpoint", required=True, help="where to write the tensor-only checkpoint")
@@ -63,34 +77,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _history_buffer_statistic(obj, name: str):
-    """``builtins.getattr`` as mmengine checkpoints use it: the message hub's HistoryBuffers pickle their
-    statistics methods as ``getattr(HistoryBuffer, 'mean')``. Only those attributes, nothing else."""
-    from mmengine.logging.history_buffer import HistoryBuffer
+    """The restricted ``getattr`` of the allow-list (:mod:`ld_core.models.checkpoints`; imported lazily: torch
+    must not be imported before :func:`ld_core.threads.pin_threads`)."""
+    from ..models.checkpoints import _history_buffer_statistic as statistic
 
-    allowed = {"min", "max", "current", "mean", *HistoryBuffer._statistics_methods}  # built-ins + registered
-    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in allowed:
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(f"checkpoint asks for attribute {name!r} of a {type(obj).__name__}: "
-                                 "only HistoryBuffer statistics are allowed")
+    return statistic(obj, name)
 
 
 def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list for ``torch.load(weights_only=True)`` exactly the non-tensor globals of mmengine's resumable
-    checkpoints: numpy arrays, scalars and numeric dtypes (the message hub's logs, under numpy 1 and 2 module
-    names), mmengine's ``HistoryBuffer`` and the restricted ``getattr`` above."""
-    import importlib
-
-    import numpy as np
+    checkpoints (:func:`ld_core.models.checkpoints.checkpoint_safe_globals`), process-wide: mmengine's own
+    ``load_checkpoint`` calls ``torch.load`` when it resumes."""
     import torch
-    from mmengine.logging.history_buffer import HistoryBuffer
 
-    name = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
-    multiarray = importlib.import_module(name)
-    safe = [np.ndarray, np.dtype, HistoryBuffer, (_history_buffer_statistic, "builtins.getattr")]
-    safe += sorted({type(np.dtype(t)) for t in NUMPY_DTYPES}, key=str)  # numpy >= 1.25: one class per dtype
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # checkpoints of numpy 2 and numpy 1
-        safe += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
-    torch.serialization.add_safe_globals(safe)
+    from ..models.checkpoints import checkpoint_safe_globals
+
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
 
 
 def _checkpoint_files(work_dir: Path) -> list:
@@ -157,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     world_size = 1
     if args.launcher == "none":  # the job's own process: checks, work dir, then train here or re-launch
         check_run_inputs(cfg, args.config)
+        line = pretrained_backbone_line(cfg)
+        if line:
+            print(line, flush=True)
         try:
             plan = plan_launch(args.gpus, args.procs)
         except ValueError as exc:

@@ -93,10 +93,19 @@ def _schedule(run: Run, scale: dict) -> tuple[dict, list]:
     return loop, [warmup, step]
 
 
-def _pipelines(scale: dict) -> tuple[list, list]:
+def _train_resize(scale: dict, schedule: Optional[str] = None) -> dict:
+    """Resize of the training pipeline: the profile's ``input_size``, or the schedule's ``multiscale`` range
+    (mmdet's ``RandomResize`` between the two (w, h) scales, keep ratio: the released ms-2x recipe, 480-800)."""
+    multiscale = (scale["schedules"].get(schedule) or {}).get("multiscale") if schedule else None
+    if multiscale:
+        return dict(type="RandomResize", scale=[tuple(s) for s in multiscale], keep_ratio=True)
+    return dict(type="Resize", scale=tuple(scale["input_size"]), keep_ratio=True)
+
+
+def _pipelines(scale: dict, schedule: Optional[str] = None) -> tuple[list, list]:
     size = tuple(scale["input_size"])
     train = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
-             dict(type="Resize", scale=size, keep_ratio=True), dict(type="RandomFlip", prob=0.5),
+             _train_resize(scale, schedule), dict(type="RandomFlip", prob=0.5),
              dict(type="PackDetInputs")]
     test = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=size, keep_ratio=True),
             dict(type="LoadAnnotations", with_bbox=True),
@@ -187,7 +196,7 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
     metainfo = dict(classes=tuple(classes)) if classes else None
     t, te = scale["train"], scale["test"]
     loop, schedulers = _schedule(run, scale)
-    train_pipeline, test_pipeline = _pipelines(scale)
+    train_pipeline, test_pipeline = _pipelines(scale, run.schedule)
 
     parts = detector_parts(run.detector, num_classes, scale["model"], distribution=run.distribution,
                            distill=run.distill if run.teacher is not None else None, train=t)

@@ -15,6 +15,7 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..io import load_yaml_file
+from .merge import merge
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 DETECTORS = ("gfl", "retinanet", "fcos", "atss")
@@ -48,19 +49,6 @@ def distill_defaults() -> dict:
 
 
 DISTILL_KEYS = frozenset(_model_file("distill")["defaults"])
-
-
-def merge(base: dict, override: dict) -> dict:
-    """``override`` merged into a copy of ``base``, mappings recursively; a ``None`` value removes the key."""
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def ld_batch_factor(train: Optional[dict]) -> Optional[float]:

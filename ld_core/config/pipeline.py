@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import yaml
 
@@ -59,6 +60,7 @@ class Pipeline:
     scale: dict
     scale_path: Path
     results: str
+    imported: Dict[Tuple[str, int], str] = field(default_factory=dict)  # (teacher run, seed) -> released file
 
     @property
     def synthetic(self) -> bool:
@@ -98,6 +100,21 @@ class Pipeline:
         teacher = self.matrix.teacher_of(run_id)
         return [] if teacher is None else [f"{self.results}/runs/{teacher[0]}/seed{teacher[1]}/checkpoint.pth"]
 
+    def import_source(self, run_id: str, seed: int) -> str:
+        """The user's checkpoint file an imported teacher (run, seed) is converted from."""
+        return self.imported[(run_id, int(seed))]
+
+    def checkpoint_constraint(self, imported: bool) -> str:
+        """Regular expression of the ``run`` wildcard of the rule making ``runs/<run>/seed<k>/checkpoint.pth``:
+        ``imported=True`` matches exactly the imported (teacher, seed) pairs (rule import_teacher), ``False``
+        every other run and seed (rule train). A lookahead over ``<run>/seed<k>/`` makes the two rules disjoint
+        per pair: a run can be an imported teacher at its teacher seed and trained at the others (Self-LD)."""
+        runs = "|".join(re.escape(r) for r in self.matrix.runs)
+        pairs = "|".join(f"{re.escape(r)}/seed{s}" for r, s in sorted(self.imported))
+        if imported:
+            return f"(?=(?:{pairs})/)(?:{runs})" if pairs else "(?!)"
+        return f"(?!(?:{pairs})/)(?:{runs})" if pairs else f"(?:{runs})"
+
     def resolve_params(self, run_id: str, seed: int) -> str:
         """What the resolved config of (run, seed) depends on, as a string (Snakemake's params trigger)."""
         run = self.matrix.run(run_id)
@@ -134,4 +151,13 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
                                   f"of tables {', '.join(cfg['tables'])}, e.g. --config {key}=/data/{dataset}")
             if not Path(root).is_dir():
                 raise ConfigError(f"{root}: {key} does not exist")
-    return Pipeline(config=cfg, matrix=matrix, scale=scale, scale_path=scale_path, results=cfg["results"])
+    from .weights import check_weight_files, resolve_teacher_checkpoints, teacher_runs
+
+    cfg["teacher_checkpoints"] = resolve_teacher_checkpoints(cfg.get("teacher_checkpoints"), matrix, source)
+    teachers = teacher_runs(matrix)
+    imported = {(run_id, seed): path for run_id, path in cfg["teacher_checkpoints"].items()
+                for seed in teachers[run_id]}
+    pipe = Pipeline(config=cfg, matrix=matrix, scale=scale, scale_path=scale_path, results=cfg["results"],
+                    imported=imported)
+    check_weight_files(pipe, source)  # released teachers and ImageNet backbones: keys and shapes, cached
+    return pipe

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import load_yaml_file
+from .merge import merge
 
 SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test"}
 TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", "warmup_ratio", "grad_clip",
@@ -13,12 +14,28 @@ TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", 
 MIXED_PRECISION_DTYPES = ("bfloat16",)  # ld_core.engine.mixed_precision; fp16 would need a loss scaler
 
 
-def load_scale(path: str | Path) -> dict:
-    """Load a scale profile; unknown top-level keys or a missing section are one-line errors."""
+def read_scale_file(path: str | Path) -> dict:
+    """A scale profile file with its ``_base_`` (another profile file, relative to it) merged under it.
+
+    mmengine's config style: ``_base_: embedded.yaml`` plus the keys that differ (mappings merge recursively).
+    """
     path = Path(path)
     scale = load_yaml_file(path, "scale profile") or {}
     if not isinstance(scale, dict):
         raise ConfigError(f"{path}: expected a mapping, got {type(scale).__name__}")
+    base = scale.pop("_base_", None)
+    if base is None:
+        return scale
+    base_path = path.parent / str(base)
+    if base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: _base_ names the file itself")
+    return merge(read_scale_file(base_path), scale)
+
+
+def load_scale(path: str | Path) -> dict:
+    """Load a scale profile; unknown top-level keys or a missing section are one-line errors."""
+    path = Path(path)
+    scale = read_scale_file(path)
     unknown = sorted(set(scale) - SCALE_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(SCALE_KEYS))})")

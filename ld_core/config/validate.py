@@ -30,7 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .scale import read_scale_file
 from ..errors import ConfigError
+from ..io import load_yaml_file
 
 DETECTOR_FILES = ("gfl", "retinanet", "fcos", "atss")  # == ld_core.config.detectors.DETECTORS (tested)
 SCHEMA_NAMES = ("config", "experiments", "scale", "claims", "paper_tables", "detector", "distill", "backbones")
@@ -46,20 +48,8 @@ _TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an inte
 
 
 def _load_yaml(path: Path, what: str):
-    """Parse a YAML file (libyaml when available); problems are one-line errors naming the file."""
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} does not exist")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({' '.join(str(exc).split())})") from None
+    """Parse a YAML file; problems are one-line errors naming the file (:func:`ld_core.io.load_yaml_file`)."""
+    return load_yaml_file(path, what)
 
 
 class Schemas:
@@ -354,7 +344,7 @@ def validate_files(cfg: dict, basedir: str | Path) -> None:
     if not scale_path.is_file():
         known = sorted(p.stem for p in scale_path.parent.glob("*.yaml"))
         raise ConfigError(f"{scale_path}: scale profile '{cfg['scale']}' does not exist (profiles: {_names(known)})")
-    scale = s.check("scale", _load_yaml(scale_path, "scale profile"), scale_path)
+    scale = s.check("scale", read_scale_file(scale_path), scale_path)
     claims_path = Path(cfg["claims"])
     claims = s.check("claims", _load_yaml(claims_path, "claims file"), claims_path)
     paper_path = Path(cfg["paper_tables"])

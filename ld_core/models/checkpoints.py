@@ -1,9 +1,10 @@
-"""Teacher handling: compatibility with the student, and tensor-only checkpoints (torch >= 2.6 safe)."""
+"""Teacher handling: compatibility with the student, tensor-only checkpoints (torch >= 2.6 safe), and foreign
+checkpoints (released teachers, ImageNet backbones) read with ``weights_only=True`` and fitted to a model."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -118,3 +119,319 @@ def load_tensor_state_dict(path: str | os.PathLike) -> dict:
     if not isinstance(payload, Mapping):
         raise ConfigError(f"{path}: checkpoint holds no state dict")
     return dict(payload)
+
+
+# ------------------------------------------------------------------------------------------- foreign checkpoints
+# Checkpoints the pipeline did not write itself: released teachers (mmdetection's model zoo, saved by mmcv 1.x or
+# by mmengine), ImageNet backbones (torchvision, open-mmlab), mmengine's own resumable checkpoints. They are
+# loaded with ``torch.load(weights_only=True)`` and an allow-list of exactly the non-tensor types such files hold
+# (found by writing them with mmengine 0.10.7 and listing ``torch.serialization.get_unsafe_globals_in_checkpoint``:
+# mmengine.logging.history_buffer.HistoryBuffer, builtins.getattr, numpy.ndarray, numpy.dtype and numpy's
+# ``_reconstruct``/``scalar``; everything else in them - meta strings, tuples of class names, the optimizer's and
+# the schedulers' state (collections.Counter included) - is a type torch allows anyway). Never weights_only=False.
+
+NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                "float16", "float32", "float64")  # of the numpy arrays/scalars in mmengine's message hub
+NON_WEIGHT_SUFFIXES = (".num_batches_tracked",)  # BN step counters: absent from old torchvision files, unused in eval
+
+
+def _history_buffer_statistic(obj, name: str):
+    """``builtins.getattr`` as mmengine checkpoints use it: the message hub's HistoryBuffers pickle their
+    statistics methods as ``getattr(HistoryBuffer, 'mean')``. Only those attributes, nothing else."""
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    allowed = {"min", "max", "current", "mean", *HistoryBuffer._statistics_methods}  # built-ins + registered
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for attribute {name!r} of a {type(obj).__name__}: "
+                                 "only HistoryBuffer statistics are allowed")
+
+
+def checkpoint_safe_globals() -> list:
+    """The allow-list for ``torch.load(weights_only=True)`` of mmengine / mmcv 1.x checkpoints: numpy arrays,
+    scalars and numeric dtypes (the message hub's logs, under numpy 1 and 2 module names), mmengine's
+    ``HistoryBuffer`` and the restricted ``getattr`` above. For ``torch.serialization.safe_globals(...)`` or
+    ``add_safe_globals(...)``."""
+    import importlib
+
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    name = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+    multiarray = importlib.import_module(name)
+    safe = [np.ndarray, np.dtype, HistoryBuffer, (_history_buffer_statistic, "builtins.getattr")]
+    safe += sorted({type(np.dtype(t)) for t in NUMPY_DTYPES}, key=str)  # numpy >= 1.25: one class per dtype
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # checkpoints of numpy 2 and numpy 1
+        safe += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
+    return safe
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
+def _load_error(path: Path, exc: BaseException) -> str:
+    """One line for a torch.load failure: a refused global is named, a truncated file says so."""
+    import re
+
+    text = str(exc)
+    found = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+             or re.search(r"GLOBAL ([\w.]+) was not an allowed", text))
+    if found:
+        return (f"{path}: checkpoint holds an object of type {found.group(1)}, not on the allow-list of checkpoint "
+                "types (tensors, numpy arrays, mmengine HistoryBuffer): refused (weights_only=True)")
+    inner = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)  # not torch's advice to drop weights_only
+    reason = " ".join(inner.group(1).split()) if inner else _first_line(exc)
+    return f"{path}: cannot read the checkpoint (truncated, corrupt or not a torch file: {reason})"
+
+
+def read_checkpoint(path: str | os.PathLike, *, detector: bool = True) -> tuple:
+    """``(state_dict, info)`` of a checkpoint file in any of the formats released weights come in.
+
+    Formats: ``{'meta': ..., 'state_dict': ...}`` as saved by mmengine (``message_hub``, ``optimizer``,
+    ``param_schedulers`` beside it) and by mmcv 1.x / mmdet 2.x (``meta.mmcv_version``, ``meta.CLASSES``,
+    ``optimizer``), this pipeline's tensor-only files, ``{'model': state_dict}``, or a bare state dict (torchvision).
+    A ``module.`` prefix (DataParallel) is stripped; for ``detector`` files, a single-stage detector saved with its
+    head as ``rpn_head`` is renamed to ``bbox_head`` as mmdet's ``SingleStageDetector`` does on load. ``info``:
+    ``format``, ``version`` (the meta's mmdet/mmengine/mmcv version when present), ``classes`` (a tuple or None).
+    Every problem is one :class:`ConfigError` line naming the file.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint file does not exist")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{path}: checkpoint file is empty")
+    try:
+        mmap = zipfile.is_zipfile(path)  # torch >= 1.6 format: read lazily (shapes are all a check needs)
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # pickle/zip errors are multi-line; keep what matters
+        raise ConfigError(_load_error(path, exc)) from None
+    meta = payload.get("meta") if isinstance(payload, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    if isinstance(payload, Mapping) and isinstance(payload.get("state_dict"), Mapping):
+        state = payload["state_dict"]
+        if "message_hub" in payload or "mmengine_version" in meta:
+            fmt, version = "mmengine checkpoint", meta.get("mmengine_version")
+        elif "mmcv_version" in meta or str(meta.get("mmdet_version", "")).startswith(("1.", "2.")):
+            fmt, version = "mmcv 1.x checkpoint", meta.get("mmdet_version") or meta.get("mmcv_version")
+        else:
+            fmt, version = "checkpoint with a state_dict", None
+    elif isinstance(payload, Mapping) and isinstance(payload.get("model"), Mapping):
+        state, fmt, version = payload["model"], "checkpoint with a 'model' state dict", None
+    elif isinstance(payload, Mapping) and payload and all(torch.is_tensor(v) for v in payload.values()):
+        state, fmt, version = payload, "bare state dict", None
+    else:
+        keys = ", ".join(map(str, list(payload)[:5])) if isinstance(payload, Mapping) else type(payload).__name__
+        raise ConfigError(f"{path}: checkpoint holds no state dict (found: {keys or 'an empty mapping'})")
+    bad = [k for k, v in state.items() if not torch.is_tensor(v)]
+    if bad:
+        raise ConfigError(f"{path}: state dict entry '{bad[0]}' is a {type(state[bad[0]]).__name__}, not a tensor")
+    if not state:
+        raise ConfigError(f"{path}: the checkpoint's state dict is empty")
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    heads = {k.split(".", 1)[0] for k in state}
+    if detector and "bbox_head" not in heads and "rpn_head" in heads:
+        state = {("bbox_head." + k[len("rpn_head."):] if k.startswith("rpn_head.") else k): v for k, v in state.items()}
+    classes = meta.get("CLASSES") or (meta.get("dataset_meta") or {}).get("classes")
+    info = dict(format=fmt, version=None if version is None else str(version),
+                classes=tuple(classes) if isinstance(classes, (list, tuple)) else None)
+    return dict(state), info
+
+
+def _shape(value) -> tuple:
+    return tuple(int(s) for s in (value.shape if hasattr(value, "shape") else value))
+
+
+def _listed(keys, limit: int = 3) -> str:
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _hints(missing, unexpected, mismatched, expected, found) -> list:
+    """Why a file does not fit, in the words of the config: depth, reg_max, classes, a classification file."""
+    import re
+
+    hints = []
+    if not any(k in expected for k in found):
+        heads = sorted({k.split(".")[0] for k in found})
+        if "fc.weight" in found:
+            hints.append("it is an ImageNet classification checkpoint (keys conv1.weight ... fc.weight), "
+                         "not a detector")
+        elif any(f"backbone.{k}" in expected for k in found):
+            hints.append("it holds backbone weights only (keys conv1.weight, layer1..., no backbone./neck./"
+                         "bbox_head. prefix), not a detector")
+        else:
+            hints.append(f"none of its keys is a key of the model (its top-level names: {_listed(heads)})")
+
+    def blocks(keys, stage):
+        found_ids = {int(m.group(1)) for k in keys for m in [re.search(rf"(?:^|\.)layer{stage}\.(\d+)\.", k)] if m}
+        return max(found_ids) + 1 if found_ids else 0
+
+    if missing or unexpected:
+        for stage in (2, 3, 4):
+            a, b = blocks(found, stage), blocks(expected, stage)
+            if a and b and a != b:
+                hints.append(f"the file's backbone has {a} blocks in stage {stage}, the model {b} (another depth)")
+                break
+    for key, (got, want) in mismatched.items():
+        if key.endswith("integral.project"):
+            hints.append(f"reg_max {got[0] - 1} in the file vs {want[0] - 1} in the model")
+        elif re.search(r"(gfl_cls|retina_cls|atss_cls|conv_cls)\.weight$", key):
+            hints.append(f"{got[0]} class outputs in the file vs {want[0]} in the model ({key})")
+    return hints
+
+
+def fit_problem(expected: Mapping, found: Mapping, *, may_miss=(), may_add=()) -> Optional[str]:
+    """``None`` if ``found`` (key -> tensor or shape) has exactly the keys and shapes of ``expected``; else one
+    line naming the first mismatching shapes, missing and unexpected keys (and what they suggest).
+    ``may_miss``/``may_add``: regular expressions of keys that may be missing from / extra in ``found``
+    (BN ``num_batches_tracked`` counters always may)."""
+    import re
+
+    def matches(patterns, key):
+        return key.endswith(NON_WEIGHT_SUFFIXES) or any(re.search(p, key) for p in patterns)
+
+    exp = {k: _shape(v) for k, v in expected.items()}
+    got = {k: _shape(v) for k, v in found.items()}
+    missing = [k for k in exp if k not in got and not matches(may_miss, k)]
+    unexpected = [k for k in got if k not in exp and not matches(may_add, k)]
+    mismatched = {k: (got[k], exp[k]) for k in exp if k in got and got[k] != exp[k]}
+    if not (missing or unexpected or mismatched):
+        return None
+    parts = []
+    if mismatched:
+        shown = "; ".join(f"{k}: {list(a)} in the file vs {list(b)} in the model"
+                          for k, (a, b) in list(mismatched.items())[:3])
+        more = f"; ... ({len(mismatched) - 3} more)" if len(mismatched) > 3 else ""
+        parts.append(f"{len(mismatched)} shape mismatch{'es' if len(mismatched) > 1 else ''} ({shown}{more})")
+    if missing:
+        parts.append(f"{len(missing)} missing key{'s' if len(missing) > 1 else ''} ({_listed(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key{'s' if len(unexpected) > 1 else ''} ({_listed(unexpected)})")
+    hints = _hints(missing, unexpected, mismatched, exp, got)
+    return ", ".join(parts) + (f"; {'; '.join(hints)}" if hints else "")
+
+
+def save_tensor_state_dict(state: Mapping, path: str | os.PathLike, meta: Mapping | None = None) -> Path:
+    """Save ``{'state_dict': tensors, 'meta': plain values}`` atomically (as :func:`save_tensor_checkpoint`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()}, "meta": dict(meta or {})}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- fitting a file to a model
+# Keys a released detector may lack although the model has them: fixed buffers with no learned state, filled
+# from the freshly built model (GFocal's integral projection 0..reg_max). Their shapes are still compared.
+DERIVED_BUFFERS = (r"\.integral\.project$",)
+# An ImageNet file holds the classifier (fc) but not what detection adds to the backbone: the DCN offset
+# convolutions (mmcv's DeformConv2dPack.conv_offset, zero-initialised by design, as with mmdet's own DCN configs).
+BACKBONE_MAY_MISS = (r"(^|\.)conv_offset\.",)
+BACKBONE_MAY_ADD = (r"^fc\.",)
+
+
+def build_model(model_cfg: Mapping, device: str = "meta") -> torch.nn.Module:
+    """An mmdet model from a config dict, on the ``meta`` device (shapes only: no memory, no init) or the CPU."""
+    import copy
+    import warnings
+
+    from mmengine.registry import init_default_scope
+    import mmdet.models  # noqa: F401  (registers mmdet's models)
+    from mmdet.registry import MODELS
+    from .. import engine, models, ops  # noqa: F401  (ld_core's registered components)
+
+    init_default_scope("mmdet")
+    cfg = copy.deepcopy(dict(model_cfg))
+    with warnings.catch_warnings():  # mmdet's DeprecationWarnings (num_anchors, ...) are not the user's business
+        warnings.simplefilter("ignore")
+        with torch.device(device):
+            return MODELS.build(cfg)
+
+
+def state_shapes(module: torch.nn.Module) -> dict:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def describe_model(model_cfg: Mapping) -> str:
+    """``GFL, ResNet-101, 80 classes, reg_max 16`` of a detector config (for messages)."""
+    backbone, head = model_cfg.get("backbone", {}), model_cfg.get("bbox_head", {})
+    arch = f"{backbone.get('type')}-{backbone.get('depth')}"
+    if backbone.get("groups"):
+        arch += f" {backbone['groups']}x{backbone.get('base_width')}d"
+    if backbone.get("dcn"):
+        arch += "-DCN"
+    parts = [str(model_cfg.get("type")), arch, f"{head.get('num_classes')} classes"]
+    if "reg_max" in head:
+        parts.append(f"reg_max {head['reg_max']}")
+    return ", ".join(parts)
+
+
+def _class_problem(found, wanted) -> Optional[str]:
+    if not found or not wanted or len(found) != len(wanted):
+        return None  # a count difference is a shape mismatch of the classifier, reported as such
+    a, b = [str(c).lower() for c in found], [str(c).lower() for c in wanted]
+    if a == b:
+        return None
+    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    return (f"its classes differ from the dataset's (class {first}: '{found[first]}' in the file vs "
+            f"'{wanted[first]}' in the dataset)")
+
+
+def fit_detector(path: str | os.PathLike, model_cfg: Mapping, what: str, classes=None, model=None) -> tuple:
+    """``(state_dict, info, summary)`` of a released detector checkpoint checked against ``model_cfg``.
+
+    Keys and shapes must be exactly the model's (a ``module.`` prefix stripped, ``num_batches_tracked`` and the
+    :data:`DERIVED_BUFFERS` optional); class names, when the file's meta has them, must be the dataset's
+    ``classes``. ``model``: the built model (else built on the meta device). Problems: one ConfigError line
+    ``<file>: does not fit <what> (<architecture>): <first mismatching shapes / keys>``.
+    """
+    state, info = read_checkpoint(path, detector=True)
+    model = build_model(model_cfg) if model is None else model
+    expected = state_shapes(model)
+    problem = fit_problem(expected, state, may_miss=DERIVED_BUFFERS)
+    if problem is None:
+        problem = _class_problem(info.get("classes"), classes)
+    if problem is not None:
+        raise ConfigError(f"{path}: does not fit {what} ({describe_model(model_cfg)}): {problem}")
+    used = sum(1 for k in expected if k in state)
+    source = info["format"] + (f", {info['version']}" if info.get("version") else "")
+    summary = f"{used} of {len(expected)} tensors of {what} ({describe_model(model_cfg)}) from {path} ({source})"
+    return state, info, summary
+
+
+def fit_backbone(path: str | os.PathLike, backbone_cfg: Mapping) -> str:
+    """Check an ImageNet backbone file (torchvision or open-mmlab format) against mmdet's ResNet/ResNeXt of
+    ``backbone_cfg`` (its ``init_cfg`` ignored): every backbone tensor must be in the file with its shape, except
+    DCN offsets; the classifier (``fc``) may be there. Returns the summary line for the train log; problems are
+    one ConfigError line naming the file."""
+    cfg = {k: v for k, v in dict(backbone_cfg).items() if k != "init_cfg"}
+    state, info = read_checkpoint(path, detector=False)
+    expected = state_shapes(build_model(cfg))
+    name = f"{cfg.get('type')}-{cfg.get('depth')}"
+    if cfg.get("groups"):
+        name += f" {cfg['groups']}x{cfg.get('base_width')}d"
+    if any(k.startswith(("backbone.", "bbox_head.", "neck.")) for k in state) and not any(k in expected for k in state):
+        raise ConfigError(f"{path}: is a detector checkpoint (backbone./neck./bbox_head. keys), not the ImageNet "
+                          f"weights of the {name} backbone")
+    problem = fit_problem(expected, state, may_miss=BACKBONE_MAY_MISS, may_add=BACKBONE_MAY_ADD)
+    if problem is not None:
+        raise ConfigError(f"{path}: does not fit the {name} backbone: {problem}")
+    loaded = [k for k in expected if k in state]
+    offsets = [k for k in expected if k not in state and not k.endswith(NON_WEIGHT_SUFFIXES)]
+    ignored = [k for k in state if k not in expected]
+    text = f"{len(loaded)} of {len(expected)} backbone tensors ({name}) loaded from {path}"
+    if offsets:
+        text += f"; {len(offsets)} DCN offset tensors not in ImageNet weights (zero init)"
+    if ignored:
+        text += f"; ignored: {_listed(ignored, 4)}"
+    return text

@@ -42,7 +42,7 @@ or changed.
 * a Markdown report: title, the summary line ``k of n claims hold on the reproduced numbers; m not run``,
   the rule above, the claims table, then one cells table per paper table (paper | reproduced (± std) | delta);
 * optional bar plots ``<plot_dir>/<table>_bars.png`` per built table (:func:`ld_core.report.plots.bars_png`):
-  paper vs reproduced per (row, metric), error bars = std over seeds where there are several.
+  each claimed difference (row − its baseline, per metric), the paper's beside ours with its 95 % interval.
 
 Numbers and seed counts are written with :mod:`ld_core.report.format`, as in the LaTeX tables.
 """
@@ -201,6 +201,7 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
     if column != "reproduced":
         out["holds"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
         out["weakest"] = f"{row} − {claim['than']}, {metric}"
+        out["comparisons"] = [dict(label=f"{r} − {claim['than']}", metric=m, diff=d) for r, m, d, _, _ in comparisons]
         return out
 
     paired = []
@@ -210,6 +211,8 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
             out["note"] = f"rows '{row}' and '{claim['than']}' share no seed ({metric})"
             return out
         paired.append((row, metric, diff))
+    out["comparisons"] = [dict(label=f"{r} − {claim['than']}", metric=m, diff=d.mean, lo=d.lo, hi=d.hi, n=d.n)
+                          for r, m, d in paired]
     verdicts = [d.verdict(allow_equal) for _, _, d in paired]
     out["holds"] = False if "does not hold" in verdicts else (ONE_SEED if ONE_SEED in verdicts else True)
     row, metric, weakest = min(paired, key=lambda c: c[2].mean if c[2].lo is None else c[2].lo)
@@ -218,6 +221,39 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
     if weakest.lo is not None:
         out["ci_lo"], out["ci_hi"] = round(weakest.lo, 4), round(weakest.hi, 4)
     return out
+
+
+FIGURE2_CLAIM = dict(
+    id="f2-ld-fewer-redundant-boxes", table="figure2",
+    text="Figure 2: LD's better-localized boxes leave fewer redundant boxes after the default NMS (0.6) than "
+         "GFocal's (redundant: a second box on a GT already found; over the whole val split, score >= 0.3)")
+
+
+def evaluate_figure2(summary_path) -> dict:
+    """The Figure 2 claim as numbers over the whole val split, from the figures' ``figures.json``.
+
+    ``margin`` = redundant boxes per image of GFocal − of LD at NMS 0.6 (positive: fewer for LD); one trained
+    model each, so the verdict is ``"one seed"``. ``note`` gives both models' boxes per image at NMS 0.6 / 0.95.
+    """
+    import json
+
+    path = Path(summary_path)
+    try:
+        red = json.loads(path.read_text())["nms_redundancy"]
+        base, ld = red["baseline"], red["ld"]
+        b_red, l_red = float(base["redundant_per_image_nms0.6"]), float(ld["redundant_per_image_nms0.6"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: no Figure 2 redundancy numbers ({fmt.one_line(exc)})") from None
+
+    def boxes(rec):
+        return f"{rec['boxes_per_image_nms0.6']:.2f} / {rec['boxes_per_image_nms0.95']:.2f}"
+
+    note = (f"{red['images']} images; redundant per image at NMS 0.6: GFocal {b_red:.3f}, LD {l_red:.3f}; boxes per "
+            f"image at NMS 0.6 / 0.95: GFocal {boxes(base)}, LD {boxes(ld)}")
+    return {"kind": "claim", **FIGURE2_CLAIM, "better": "ld", "than": "baseline",
+            "metrics": "redundant_per_image_nms0.6 (lower is better)", "allow_equal": False, "holds_in_paper": "n/a",
+            "paper_margin": math.nan, "holds": ONE_SEED, "margin": round(b_red - l_red, 4), "n": 1,
+            "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "", "note": note}
 
 
 # ----------------------------------------------------------------------------------------------- tidy tables
@@ -274,9 +310,11 @@ def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataF
 # ----------------------------------------------------------------------------------------------- scorecard
 
 
-def build_scorecard(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, pd.DataFrame]]:
-    """(cells, claims, tables): every paper cell with its reproduced value, every claim evaluated (module
-    docstring), and the tidy table of each built table by table id (what the bar plots show)."""
+def build_scorecard(table_csvs, claims_path, paper_csv,
+                    figures_json=None) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, list]]:
+    """(cells, claims, differences): every paper cell with its reproduced value, every claim evaluated (module
+    docstring), and per built table the claims' comparisons (label, metric, paper and reproduced difference,
+    interval, n: what the bar plots show). With ``figures_json`` the Figure 2 claim is added (one seed)."""
     claims = load_claims(claims_path)
     paper = load_paper_values(paper_csv)
     check_claims_against_paper(claims, paper, claims_path)
@@ -314,14 +352,21 @@ def build_scorecard(table_csvs, claims_path, paper_csv) -> Tuple[pd.DataFrame, p
         cells[col] = cells[col].astype("float64")
 
     paper_frame = cells[["table", "row", "metric", "paper"]]
-    records = []
+    records, differences = [], {}
     for claim in claims:
         on_paper = evaluate_claim(claim, paper_frame, column="paper")
         reproduced = evaluate_claim(claim, combined, column="reproduced")
         rec = {"kind": "claim", **reproduced, "holds_in_paper": on_paper["holds"], "paper_margin": on_paper["margin"]}
         records.append(rec)
+        if claim["table"] in per_table and "comparisons" in reproduced:
+            paper_diff = {(c["label"], c["metric"]): c["diff"] for c in on_paper["comparisons"]}
+            for c in reproduced["comparisons"]:
+                differences.setdefault(claim["table"], {})[(c["label"], c["metric"])] = dict(
+                    c, paper=paper_diff[(c["label"], c["metric"])])
+    if figures_json is not None:
+        records.append(evaluate_figure2(figures_json))
     claims_df = pd.DataFrame(records, columns=CLAIM_COLUMNS)
-    return cells, claims_df, per_table
+    return cells, claims_df, {t: list(d.values()) for t, d in differences.items()}
 
 
 def scorecard_frame(cells: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
@@ -371,8 +416,9 @@ def _summary(claims: pd.DataFrame) -> str:
 def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
     """The report: title, summary line, the rule, the claims table, then one cells table per paper table."""
     n_paper = sum(1 for v in claims["holds_in_paper"] if v is True)
+    n_checked = sum(1 for v in claims["holds_in_paper"] if isinstance(v, bool))
     lines = ["# LD supplement scorecard", "", f"**{_summary(claims)}** "
-             f"(on the paper's own numbers: {n_paper} of {len(claims)}).", "",
+             f"(on the paper's own numbers: {n_paper} of {n_checked}).", "",
              RULE_TEXT, "", "## Claims", "",
              "| id | table | claim | holds (paper) | holds (reproduced) | margin | 95 % CI (n) | weakest |",
              "|---|---|---|---|---|---|---|---|"]
@@ -410,20 +456,21 @@ def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
-def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None) -> pd.DataFrame:
+def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None,
+                    figures_json=None) -> pd.DataFrame:
     """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table;
     returns the evaluated claims.
 
     Everything is computed before anything is written; on any error no output is created or changed.
     """
-    cells, claims, per_table = build_scorecard(table_csvs, claims_path, paper_csv)
+    cells, claims, differences = build_scorecard(table_csvs, claims_path, paper_csv, figures_json)
     outputs: Dict[Path, "str | bytes"] = {
         Path(csv_out): scorecard_frame(cells, claims).to_csv(index=False, lineterminator="\n"),
         Path(md_out): render_markdown(cells, claims),
     }
     if plot_dir is not None:
-        for table_id, tidy in per_table.items():
-            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = bars_png(tidy)
+        for table_id in dict.fromkeys(cells.loc[cells["status"] != NOT_RUN, "table"]):
+            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = bars_png(table_id, differences.get(table_id, []))
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved):
         raise ConfigError(f"{csv_out}: the scorecard outputs (CSV, Markdown, plots) must be different files")
@@ -438,10 +485,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", required=True, help="output: tidy scorecard CSV (kind = cell | claim)")
     parser.add_argument("--md", required=True, help="output: Markdown report")
     parser.add_argument("--plot-dir", default=None, help="output folder for <table>_bars.png (optional)")
+    parser.add_argument("--figures", default=None, help="figures.json of the figures (adds the Figure 2 claim)")
 
 
 def run(args: argparse.Namespace) -> int:
-    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir)
+    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures)
     print(f"scorecard: {_summary(claims)} -> {args.csv}, {args.md}"
           + (f", {args.plot_dir}/<table>_bars.png" if args.plot_dir else ""))
     return 0

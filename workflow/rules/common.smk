@@ -66,6 +66,11 @@ def resolve_spec(wildcards):
     return PIPE.resolve_params(wildcards.run, int(wildcards.seed))
 
 
+def import_source(wildcards):
+    """The released checkpoint (teacher_checkpoints) an imported teacher's checkpoint.pth is made from."""
+    return PIPE.import_source(wildcards.run, int(wildcards.seed))
+
+
 def resolve_extra_args():
     """The user's folders (datasets, pretrained backbones) passed on to `ld_core resolve`."""
     folders = (("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
@@ -90,6 +95,11 @@ def project_file(path):
 def figure_file(role, name):
     """`name` in the run folder of the figures' baseline/LD student (first pipeline seed)."""
     return f"{PIPE.figure_runs().get(role, '')}/{name}"
+
+
+def figures_summary():
+    """figures.json (Figure 2's redundancy numbers for the scorecard), or nothing when no figures are drawn."""
+    return [f"{R}/figures/figures.json"] if PIPE.figure_runs() else []
 
 
 def val_annotations():

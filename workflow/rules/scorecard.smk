@@ -5,6 +5,7 @@ rule scorecard:
         tables=expand(f"{R}/tables/{{table}}.csv", table=config["tables"]),
         claims=config["claims"],
         paper=config["paper_tables"],
+        figures=figures_summary(),
     output:
         csv=report(f"{R}/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard"),
         md=f"{R}/scorecard.md",
@@ -12,8 +13,9 @@ rule scorecard:
                      caption="../report/bars.rst", category="Scorecard"),
     params:
         plot_dir=output_folder("plots"),
+        figures=lambda wildcards, input: f"--figures {input.figures}" if input.figures else "",
     log:
         f"{R}/logs/scorecard.log",
     shell:
         "python -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
-        " --csv {output.csv} --md {output.md} --plot-dir {params.plot_dir} > {log} 2>&1"
+        " --csv {output.csv} --md {output.md} --plot-dir {params.plot_dir} {params.figures} > {log} 2>&1"

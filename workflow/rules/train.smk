@@ -17,6 +17,9 @@ rule resolve_config:
 
 
 rule train:
+    # not the teachers given as released checkpoints (teacher_checkpoints): rule import_teacher makes theirs
+    wildcard_constraints:
+        run=PIPE.checkpoint_constraint(imported=False),
     input:
         config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
         data=dataset_inputs,
@@ -35,3 +38,26 @@ rule train:
     shell:
         "python -m ld_core train --config {input.config} --checkpoint {output.checkpoint}"
         " --work-dir {params.work_dir} --threads {threads} --gpus {resources.gpu} > {log} 2>&1"
+
+
+# A teacher given as a released checkpoint (`teacher_checkpoints`, checked against its resolved model when the
+# Snakefile was parsed): converted into the same tensor-only checkpoint.pth a trained teacher has, so that its
+# evaluation and its students are unchanged. A local job (no GPU, about a second per 200 MB file).
+
+localrules:
+    import_teacher,
+
+
+rule import_teacher:
+    wildcard_constraints:
+        run=PIPE.checkpoint_constraint(imported=True),
+    input:
+        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        source=import_source,
+    output:
+        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+    log:
+        f"{R}/runs/{{run}}/seed{{seed}}/import.log",
+    shell:
+        "python -m ld_core import-teacher --config {input.config} --source {input.source}"
+        " --out {output.checkpoint} > {log} 2>&1"

@@ -1,0 +1,237 @@
+"""The user's weight files, checked when the Snakefile is parsed: before any job starts or is submitted.
+
+* ``teacher_checkpoints`` (pipeline config: teacher run id -> file): released teachers used instead of training
+  them. The run must exist and be some run's teacher, the file must exist, and its keys and shapes must be
+  exactly those of the teacher's model as the pipeline resolves it (``build_run_config`` -> mmdet's ``MODELS``
+  on the meta device; :func:`ld_core.models.checkpoints.fit_detector`).
+* ``pretrained_dir`` (scales with ``model.pretrained``): the ImageNet file of every backbone that is trained
+  (``resnet18.pth`` ... ``resnext101_32x4d.pth``) must exist and hold that backbone's tensors
+  (:func:`ld_core.models.checkpoints.fit_backbone`). Without ``pretrained_dir`` mmengine would download
+  ``torchvision://`` / ``open-mmlab://`` weights inside the training jobs (nodes without internet fail there,
+  hours into a queue): that needs ``allow_downloads: true``.
+
+A key/shape check costs seconds (measured on 2 busy CPU cores: a paper-scale dry run of Table 1 takes 2.8 s
+without it, 9-10 s with the full-size R-101 teacher file and resnet18.pth checked, almost all of it importing
+torch and mmdet; reading the 206 MB file takes 0.15-0.3 s, the model is built on the meta device), so a passed
+check is cached in ``<results>/checks/weights/``, keyed by the file's path,
+size and mtime and the model config it was checked against: the next parse (every dry run, every SLURM job)
+does not import torch at all. Existence and cross-reference checks run every time. The first problem is one
+:class:`~ld_core.errors.ConfigError` line ``<file>: <problem>``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+CHECK_VERSION = 1  # bump when what a check accepts changes: cached verdicts of older checks are not reused
+
+
+def _names(items) -> str:
+    return ", ".join(str(i) for i in items) or "none"
+
+
+def teacher_runs(matrix) -> Dict[str, List[int]]:
+    """Run id -> the seeds at which some run of the matrix uses it as a teacher."""
+    out: Dict[str, List[int]] = {}
+    for rid in matrix.runs:
+        teacher = matrix.teacher_of(rid)
+        if teacher is not None and teacher[1] not in out.setdefault(teacher[0], []):
+            out[teacher[0]].append(teacher[1])
+    return out
+
+
+def resolve_teacher_checkpoints(value, matrix, source: str) -> Dict[str, str]:
+    """The validated ``teacher_checkpoints`` mapping, paths made absolute (relative to the working directory)."""
+    if not value:
+        return {}
+    teachers = teacher_runs(matrix)
+    out = {}
+    for run_id, file in value.items():
+        where = f"{source}: teacher_checkpoints.{run_id}"
+        if run_id not in matrix.runs:
+            raise ConfigError(f"{where}: '{run_id}' is not a run of {matrix.path} (teacher runs: {_names(teachers)})")
+        if run_id not in teachers:
+            raise ConfigError(f"{where}: run '{run_id}' is not the teacher of any run of {matrix.path} "
+                              f"(teacher runs: {_names(teachers)})")
+        if not isinstance(file, str) or not file.strip():
+            raise ConfigError(f"{where}: expected a checkpoint file path, got {file!r}")
+        path = Path(os.path.expanduser(file.strip())).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{path}: teacher checkpoint of '{run_id}' (teacher_checkpoints) does not exist")
+        out[run_id] = str(path)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- the cache
+
+
+class CheckCache:
+    """Passed checks, one JSON file each in ``<results>/checks/weights/``, keyed by file identity + what it was
+    checked against. A file changed in place (size or mtime) or a different model is checked again."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(kind: str, path: str | Path, spec) -> str:
+        st = Path(path).stat()
+        ident = dict(kind=kind, file=str(Path(path).resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                     spec=spec, version=CHECK_VERSION)
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def get(self, kind: str, path, spec):
+        entry = self.folder / f"{self.key(kind, path, spec)}.json"
+        try:
+            return json.loads(entry.read_text())["summary"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, kind: str, path, spec, summary: str, seconds: float) -> None:
+        from ..io import atomic_write_json
+
+        try:
+            atomic_write_json(self.folder / f"{self.key(kind, path, spec)}.json",
+                              dict(kind=kind, file=str(path), summary=summary, seconds=round(seconds, 2),
+                                   checked=time.strftime("%Y-%m-%d %H:%M:%S")))
+        except OSError:  # a read-only results folder: the check still passed, it is only not remembered
+            pass
+
+    def check(self, kind: str, path, spec, run: Callable[[], str]) -> Tuple[str, bool]:
+        """(summary, cached?) of a check: the cached verdict, or ``run()`` (raising on a problem) remembered."""
+        hit = self.get(kind, path, spec)
+        if hit is not None:
+            return hit, True
+        start = time.perf_counter()
+        summary = run()
+        self.put(kind, path, spec, summary, time.perf_counter() - start)
+        return summary, False
+
+
+# ----------------------------------------------------------------------------------------------- the checks
+
+
+def _dataset_classes(pipe: "Pipeline", dataset: str):
+    """Class names the teacher's dataset has (for the file's meta CLASSES), as the resolved config sees them."""
+    from ..commands.resolve import dataset_classes
+
+    classes = dataset_classes(pipe.scale)
+    if classes:
+        return tuple(classes)
+    from mmdet.datasets import CocoDataset, VOCDataset  # the user's data: mmdet's class names
+
+    return tuple((VOCDataset if dataset == "voc" else CocoDataset).METAINFO["classes"])
+
+
+def _run_config(pipe: "Pipeline", run_id: str, seed: int) -> dict:
+    """The resolved config of (run, seed) as a dict: what ``ld_core resolve`` writes to config.py."""
+    from ..commands.resolve import dataset_classes, run_dir
+    from .builder import build_run_config
+
+    run = pipe.matrix.run(run_id)
+    teacher_cfg = teacher_ckpt = None
+    teacher = pipe.matrix.teacher_of(run_id)
+    if teacher is not None:
+        tdir = run_dir(pipe.results, *teacher).resolve()
+        teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
+    c = pipe.config
+    return build_run_config(run, seed, pipe.scale, results_dir=pipe.results, classes=dataset_classes(pipe.scale),
+                            data_root=c["data_root"], pretrained_dir=c["pretrained_dir"], voc_root=c["voc_root"],
+                            teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+
+
+def _report(line: str) -> None:
+    print(f"[check] {line}", file=sys.stderr, flush=True)
+
+
+def check_teacher_files(pipe: "Pipeline", cache: CheckCache) -> None:
+    """Every imported teacher the selected tables need: its file fits the teacher's resolved model."""
+    needed = set(pipe.jobs())
+    for (run_id, seed), path in sorted(pipe.imported.items()):
+        if (run_id, seed) not in needed:
+            continue
+        model_cfg = _run_config(pipe, run_id, seed)["model"]
+        dataset = pipe.matrix.run(run_id).dataset
+        spec = dict(model=model_cfg, scale=pipe.scale["name"], dataset=dataset)
+
+        def run(model_cfg=model_cfg, run_id=run_id, seed=seed, path=path, dataset=dataset):
+            start = time.perf_counter()  # imports included: torch + mmdet are most of it
+            from ..models.checkpoints import fit_detector
+
+            _, _, summary = fit_detector(path, model_cfg, f"teacher {run_id} seed{seed}",
+                                         classes=_dataset_classes(pipe, dataset))
+            _report(f"teacher_checkpoints: {summary}: fits ({time.perf_counter() - start:.1f} s, cached)")
+            return summary
+
+        cache.check("teacher", path, spec, run)
+
+
+def backbone_files(pipe: "Pipeline") -> Dict[str, dict]:
+    """ImageNet file -> {'backbone': backbone config (no init_cfg), 'runs': [run ids]} of the trained runs."""
+    out: Dict[str, dict] = {}
+    for run_id, seed in pipe.jobs():
+        if (run_id, seed) in pipe.imported:
+            continue  # an imported teacher is not trained: its backbone weights are in its file
+        backbone = dict(_run_config(pipe, run_id, seed)["model"]["backbone"])
+        init = backbone.pop("init_cfg", None) or {}
+        ckpt = init.get("checkpoint") if init.get("type") == "Pretrained" else None
+        if ckpt is None:
+            continue
+        entry = out.setdefault(str(ckpt), dict(backbone=backbone, runs=[]))
+        if run_id not in entry["runs"]:
+            entry["runs"].append(run_id)
+    return out
+
+
+def check_pretrained(pipe: "Pipeline", cache: CheckCache, source: str) -> None:
+    """Scales with ImageNet backbones: pretrained_dir (or allow_downloads), every file present and fitting."""
+    if not pipe.scale["model"].get("pretrained"):
+        return
+    c = pipe.config
+    if not c["pretrained_dir"]:
+        if c["allow_downloads"]:
+            return
+        files = backbone_files(pipe)
+        if not files:
+            return  # every run that needs ImageNet weights is an imported teacher
+        names = sorted({Path(f.split("://", 1)[-1]).name + ".pth" for f in files})
+        raise ConfigError(f"{source}: the '{c['scale']}' scale starts every backbone from ImageNet weights: set "
+                          f"pretrained_dir to a folder holding {', '.join(names)} (torchvision / open-mmlab "
+                          f"files), e.g. --config pretrained_dir=/data/pretrained, or let the training jobs "
+                          f"download them (torchvision:// and open-mmlab://, needs internet on the compute "
+                          f"nodes) with --config allow_downloads=true")
+    folder = Path(c["pretrained_dir"])
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: pretrained_dir does not exist")
+    files = backbone_files(pipe)
+    for file, entry in files.items():
+        if not Path(file).is_file():
+            present = sorted(p.name for p in folder.glob("*.pth"))
+            raise ConfigError(f"{file}: ImageNet weights of runs {', '.join(entry['runs'])} do not exist "
+                              f"(pretrained_dir {folder} holds: {_names(present)})")
+    for file, entry in files.items():
+        def run(file=file, backbone=entry["backbone"]):
+            start = time.perf_counter()
+            from ..models.checkpoints import fit_backbone
+
+            summary = fit_backbone(file, backbone)
+            _report(f"pretrained_dir: {summary} ({time.perf_counter() - start:.1f} s, cached)")
+            return summary
+
+        cache.check("backbone", file, entry["backbone"], run)
+
+
+def check_weight_files(pipe: "Pipeline", source: str) -> None:
+    """All of the above, on a validated pipeline (:func:`ld_core.config.pipeline.load_pipeline`)."""
+    cache = CheckCache(Path(pipe.results) / "checks" / "weights")
+    check_teacher_files(pipe, cache)
+    check_pretrained(pipe, cache, source)
