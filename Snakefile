@@ -44,4 +44,5 @@ rule all:
         expand(f"{R}/tables/{{table}}.{{ext}}", table=config["tables"], ext=["csv", "tex"]),
         [f"{R}/runs/{run}/seed{seed}/metrics.json" for run, seed in PIPE.jobs()],
         f"{R}/scorecard.csv",
+        f"{R}/scorecard/{config['tables'][0]}.csv",
         [f"{R}/figures/figure1.png", f"{R}/figures/figure2.png"] if PIPE.figure_runs() else [],

@@ -9,6 +9,8 @@ from .errors import ConfigError, LDError
 
 COMMANDS = {
     "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
+    "example-dataset": ("ld_core.data.example", "write a small dataset laid out as your own would be, with its "
+                                               "dataset files (the README's own-data example)"),
     "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
     "resolve": ("ld_core.commands.resolve", "write the mmdet config of one run/seed of the matrix"),
     "train": ("ld_core.commands.train", "train one resolved config"),

@@ -34,9 +34,10 @@ def test_dry_run_of_default_dag_lists_every_job_once(tmp_path):
     # Table 2 = 8 more (gfl_r18 is Table 1's; the R-18/R-50/X-101 Self-LD teachers are seed-1000 runs);
     # Table 3 = 3 R-101 teachers + 7 R-50 students (gfl_r50 is Table 2's, the GFocal teacher Table 1's),
     # plus a profile job (params, FLOPs, FPS) per row; Table 4 = 5 VOC students + 4 VOC teachers;
-    # 1 dataset, 4 tables, figures, scorecard, all
+    # 1 dataset, 4 tables, figures, scorecard, Table 1's part of the scorecard first, all
     assert counts == {"all": 1, "evaluate": 43, "resolve_config": 43, "synthetic_dataset": 1, "table": 4,
-                      "profile": 8, "figures": 1, "scorecard": 1, "train": 43, "total": 145}, out
+                      "profile": 8, "figures": 1, "scorecard": 1, "scorecard_first": 1, "train": 43,
+                      "total": 146}, out
 
 
 def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_path):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_model_cfg(run_id: str, scale_name: str = "tiny", results="results", **kwargs) -> dict:
     """The model config of a run as the pipeline resolves it (build_run_config), at its teacher seed."""
-    from ld_core.commands.resolve import dataset_classes
+    from ld_core.config.builder import dataset_classes
     from ld_core.config.builder import build_run_config
     from ld_core.config.matrix import load_matrix
     from ld_core.config.scale import load_scale

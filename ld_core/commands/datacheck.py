@@ -7,6 +7,9 @@
   and ``test.txt`` (VOC2007), ``Annotations/<id>.xml`` and ``JPEGImages/<id>.jpg`` for every listed id, valid
   XML with VOC class names (:func:`ld_core.data.validate.validate_voc`), 16,551 trainval (07+12) and
   4,952 test images.
+- A dataset of the user's own (``--dataset FILE`` COCO format, ``--voc-dataset FILE`` VOC format; the file's
+  schema is ``workflow/schemas/dataset.schema.yaml``): the same checks on its splits, train and val categories
+  identical (COCO) or every object name in its class list (VOC), the image counts its ``expect:`` states.
 
 Unlike the checks at the start of every training (first problem only), this one lists *every* problem, one
 line each (``error: <file or folder>: <problem>``), then exits with status 2. Missing files are named up to
@@ -55,6 +58,23 @@ def _count_problem(where, what: str, found: int, expected: Optional[int]) -> lis
             "override the expected count with --expect-... / data_check_counts)"]
 
 
+def _check_coco_split(ann: Path, img_dir: Path, what: str, expected: Optional[int]):
+    """(problems, summary or None) of one COCO annotation file and its image folder."""
+    problems = []
+    if not img_dir.is_dir():
+        problems.append(f"{img_dir}: image folder does not exist")
+    try:  # one parse when everything is in place (the usual case)
+        stats = validate_coco(ann, img_dir if img_dir.is_dir() else None, check_images=img_dir.is_dir())
+    except DataError as exc:
+        try:  # structure alone: if it is fine, the problem was an image file -> list them all
+            stats = validate_coco(ann)
+        except DataError as structural:
+            return problems + [str(structural)], None
+        missing = missing_files(img_dir, coco_image_files(ann), "image file", ann) if img_dir.is_dir() else []
+        problems.extend(missing or [str(exc)])
+    return problems + _count_problem(ann, f"images ({what})", stats["images"], expected), stats
+
+
 def check_coco(root, expect_train: Optional[int] = COCO_TRAIN, expect_val: Optional[int] = COCO_VAL):
     """(problems, summary) of a COCO 2017 folder."""
     root = Path(root)
@@ -62,22 +82,31 @@ def check_coco(root, expect_train: Optional[int] = COCO_TRAIN, expect_val: Optio
         return [f"{root}: COCO folder does not exist"], {}
     problems, summary = [], {}
     for split, expected in (("train2017", expect_train), ("val2017", expect_val)):
-        ann, img_dir = root / "annotations" / f"instances_{split}.json", root / split
-        if not img_dir.is_dir():
-            problems.append(f"{img_dir}: image folder does not exist")
-        try:  # one parse when everything is in place (the usual case)
-            stats = validate_coco(ann, img_dir if img_dir.is_dir() else None, check_images=img_dir.is_dir())
-            missing = []
+        found, stats = _check_coco_split(root / "annotations" / f"instances_{split}.json", root / split, split,
+                                         expected)
+        problems += found
+        if stats is not None:
+            summary[split] = stats
+    return problems, summary
+
+
+def check_user_coco(file):
+    """(problems, summary) of a COCO-format dataset of the user's (a dataset file): both splits, and the same
+    categories in both."""
+    from ..data.user_dataset import coco_classes, load_user_dataset
+
+    spec = load_user_dataset(file, "coco")
+    problems, summary = [], {}
+    for split, (ann, img) in (("train", spec.train), ("val", spec.test)):
+        found, stats = _check_coco_split(Path(ann), Path(img), split, spec.expect.get(split))
+        problems += found
+        if stats is not None:
+            summary[split] = stats
+    if len(summary) == 2:
+        try:
+            summary["classes"] = list(coco_classes(spec.train[0], spec.test[0]))
         except DataError as exc:
-            try:  # structure alone: if it is fine, the problem was an image file -> list them all
-                stats = validate_coco(ann)
-            except DataError as structural:
-                problems.append(str(structural))
-                continue
-            missing = missing_files(img_dir, coco_image_files(ann), "image file", ann) if img_dir.is_dir() else []
-            problems.extend(missing or [str(exc)])
-        problems += _count_problem(ann, f"images ({split})", stats["images"], expected)
-        summary[split] = stats
+            problems.append(str(exc))
     return problems, summary
 
 
@@ -86,6 +115,28 @@ def _split_ids(split_file: Path):
         return [line.split()[0] for line in split_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{split_file}: cannot be read ({' '.join(str(exc).split())})") from None
+
+
+def _check_voc_split(devkit: Path, folder: str, split: str, classes):
+    """(problems, image count or None, summary or None) of one VOC-layout split."""
+    root = devkit / folder
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        return [f"{split_file}: split file does not exist"], None, None
+    try:
+        ids = _split_ids(split_file)
+    except DataError as exc:
+        return [str(exc)], None, None
+    if not ids:
+        return [f"{split_file}: split file lists no images"], None, None
+    missing = (missing_files(root / "Annotations", [f"{i}.xml" for i in ids], "annotation file", split_file)
+               + missing_files(root / "JPEGImages", [f"{i}.jpg" for i in ids], "image file", split_file))
+    if missing:
+        return missing, len(ids), None
+    try:  # every file is there: check their content (first bad XML)
+        return [], len(ids), validate_voc(devkit, folder, split, classes, check_images=False)
+    except DataError as exc:
+        return [str(exc)], len(ids), None
 
 
 def check_voc(devkit, expect_trainval: Optional[int] = VOC_TRAINVAL, expect_test: Optional[int] = VOC_TEST):
@@ -100,30 +151,14 @@ def check_voc(devkit, expect_trainval: Optional[int] = VOC_TRAINVAL, expect_test
         if not (devkit / year).is_dir():
             problems.append(f"{devkit / year}: dataset folder does not exist")
     for year, split in VOC_SPLITS:
-        root = devkit / year
-        if not root.is_dir():
+        if not (devkit / year).is_dir():
             continue
-        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
-            problems.append(f"{split_file}: split file does not exist")
-            continue
-        try:
-            ids = _split_ids(split_file)
-        except DataError as exc:
-            problems.append(str(exc))
-            continue
-        if not ids:
-            problems.append(f"{split_file}: split file lists no images")
-            continue
-        counts[(year, split)] = len(ids)
-        missing = (missing_files(root / "Annotations", [f"{i}.xml" for i in ids], "annotation file", split_file)
-                   + missing_files(root / "JPEGImages", [f"{i}.jpg" for i in ids], "image file", split_file))
-        problems += missing
-        if not missing:  # every file is there: check their content (first bad XML)
-            try:
-                summary[f"{year}/{split}"] = validate_voc(devkit, year, split, VOC_CLASSES, check_images=False)
-            except DataError as exc:
-                problems.append(str(exc))
+        found, count, stats = _check_voc_split(devkit, year, split, VOC_CLASSES)
+        problems += found
+        if count is not None:
+            counts[(year, split)] = count
+        if stats is not None:
+            summary[f"{year}/{split}"] = stats
     if ("VOC2007", "trainval") in counts and ("VOC2012", "trainval") in counts:
         n07, n12 = counts[("VOC2007", "trainval")], counts[("VOC2012", "trainval")]
         problems += _count_problem(devkit, f"trainval images in VOC 07+12 ({n07:,} + {n12:,})", n07 + n12,
@@ -131,6 +166,25 @@ def check_voc(devkit, expect_trainval: Optional[int] = VOC_TRAINVAL, expect_test
     if ("VOC2007", "test") in counts:
         problems += _count_problem(devkit / "VOC2007" / "ImageSets" / "Main" / "test.txt", "test images",
                                    counts[("VOC2007", "test")], expect_test)
+    return problems, summary
+
+
+def check_user_voc(file):
+    """(problems, summary) of a VOC-format dataset of the user's (a dataset file, with its class list)."""
+    from ..data.user_dataset import load_user_dataset
+
+    spec = load_user_dataset(file, "voc")
+    devkit = Path(spec.root)
+    problems, summary = [], {}
+    for part, entries in (("train", spec.train), ("test", spec.test)):
+        total = 0
+        for folder, split in entries:
+            found, count, stats = _check_voc_split(devkit, folder, split, spec.classes)
+            problems += found
+            total += count or 0
+            if stats is not None:
+                summary[f"{folder}/{split}"] = stats
+        problems += _count_problem(spec.path, f"{part} images", total, spec.expect.get(part))
     return problems, summary
 
 
@@ -149,6 +203,8 @@ def _count(text: str) -> Optional[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coco", metavar="ROOT", help="COCO 2017 folder (annotations/, train2017/, val2017/)")
     parser.add_argument("--voc", metavar="VOCDEVKIT", help="VOCdevkit folder holding VOC2007/ and VOC2012/")
+    parser.add_argument("--dataset", metavar="FILE", help="a COCO-format dataset file of your own (its counts: expect:)")
+    parser.add_argument("--voc-dataset", metavar="FILE", help="a VOC-format dataset file of your own")
     count = dict(type=_count, metavar="N|none")
     parser.add_argument("--expect-coco-train", default=COCO_TRAIN, **count, help=f"default {COCO_TRAIN}")
     parser.add_argument("--expect-coco-val", default=COCO_VAL, **count, help=f"default {COCO_VAL}")
@@ -160,8 +216,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.coco and not args.voc:
-        raise DataError("check-data: nothing to check (give --coco and/or --voc)")
+    if not (args.coco or args.voc or args.dataset or args.voc_dataset):
+        raise DataError("check-data: nothing to check (give --coco, --voc, --dataset and/or --voc-dataset)")
 
     def expected(value):
         return None if args.no_counts else value
@@ -173,13 +229,19 @@ def run(args: argparse.Namespace) -> int:
     if args.voc:
         found, summary["voc"] = check_voc(args.voc, expected(args.expect_voc_trainval), expected(args.expect_voc_test))
         problems += found
+    for key, check in (("dataset", check_user_coco), ("voc_dataset", check_user_voc)):
+        if getattr(args, key):
+            found, summary[key] = check(getattr(args, key))
+            problems += found
     for problem in problems:
         print(f"error: {' '.join(problem.split())}", file=sys.stderr)
     if problems:
         print(f"error: {len(problems)} dataset problem(s) found; fix them before training", file=sys.stderr)
         return 2
     for name, parts in summary.items():
-        print(f"[check-data] {name}: " + ", ".join(f"{k} {v['images']:,} images" for k, v in parts.items()) + ": ok")
+        print(f"[check-data] {name}: " + ", ".join(f"{k} {v['images']:,} images" for k, v in parts.items()
+                                                   if isinstance(v, dict)) + ": ok")
     if args.out:
-        atomic_write_json(args.out, {"datasets": {"coco": args.coco, "voc": args.voc}, "summary": summary})
+        atomic_write_json(args.out, {"datasets": {"coco": args.coco, "voc": args.voc, "dataset": args.dataset,
+                                                  "voc_dataset": args.voc_dataset}, "summary": summary})
     return 0

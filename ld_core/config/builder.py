@@ -6,6 +6,7 @@ The written ``config.py`` imports ``ld_core.models`` through mmengine's ``custom
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,10 +19,25 @@ FPN_IN = {18: [64, 128, 256, 512], 34: [64, 128, 256, 512], 50: [256, 512, 1024,
 
 
 VOC_IOU_THRS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+MMDET_NUM_CLASSES = {"coco": 80, "voc": 20}  # classes=None: mmdet's CocoDataset / VOCDataset classes
 
 
-def voc_layout(scale: dict, results_dir: str | Path, voc_root: Optional[str]) -> dict:
-    """VOCdevkit root and the (year, split) lists of the train and test sets for the profile's VOC data."""
+def dataset_classes(scale: dict, user=None):
+    """Class names of a run's dataset: the user's, the synthetic world's, or None (mmdet's COCO / VOC)."""
+    if user is not None:
+        return tuple(user.classes)
+    if scale["data"]["kind"] == "synthetic":
+        from ..data.synthetic import CLASSES
+
+        return CLASSES
+    return None
+
+
+def voc_layout(scale: dict, results_dir: str | Path, voc_root: Optional[str], user=None) -> dict:
+    """VOCdevkit root and the (folder, split) lists of the train and test sets: the user's VOC-format dataset
+    (a :class:`ld_core.data.user_dataset.UserDataset`), the synthetic one, or VOC 07+12 in ``voc_root``."""
+    if user is not None:
+        return dict(root=user.root, train=list(user.train), test=list(user.test))
     if scale["data"]["kind"] == "synthetic":
         root = Path(results_dir).resolve() / "data" / "synthetic" / "VOCdevkit"
         return dict(root=str(root), train=[("VOC2007", "trainval")], test=[("VOC2007", "test")])
@@ -32,8 +48,13 @@ def voc_layout(scale: dict, results_dir: str | Path, voc_root: Optional[str]) ->
                 test=[("VOC2007", "test")])
 
 
-def dataset_layout(scale: dict, results_dir: str | Path, data_root: Optional[str]) -> dict:
-    """Absolute paths of the train/val annotation files and image folders for the profile's COCO-style dataset."""
+def dataset_layout(scale: dict, results_dir: str | Path, data_root: Optional[str], user=None) -> dict:
+    """Root and (root-relative) train/val annotation files and image folders of a COCO-style dataset: the
+    user's, the synthetic one, or COCO 2017 in ``data_root``."""
+    if user is not None:
+        rel = lambda p: os.path.relpath(p, user.root)  # noqa: E731
+        return dict(root=user.root, train_ann=rel(user.train[0]), train_img=rel(user.train[1]) + "/",
+                    val_ann=rel(user.test[0]), val_img=rel(user.test[1]) + "/")
     kind = scale["data"]["kind"]
     if kind == "synthetic":
         root = Path(results_dir).resolve() / "data" / "synthetic" / "coco"
@@ -113,9 +134,9 @@ def _pipelines(scale: dict, schedule: Optional[str] = None) -> tuple[list, list]
     return train, test
 
 
-def _coco_datasets(scale, results_dir, data_root, metainfo, train_pipeline, test_pipeline):
+def _coco_datasets(scale, results_dir, data_root, user, metainfo, train_pipeline, test_pipeline):
     """(train dataset, test dataset, evaluator) configs of a COCO-style run."""
-    layout = dataset_layout(scale, results_dir, data_root)
+    layout = dataset_layout(scale, results_dir, data_root, user)
 
     def dataset(ann, img, pipeline, test_mode):
         ds = dict(type="CocoDataset", data_root=layout["root"], ann_file=ann, data_prefix=dict(img=img),
@@ -132,14 +153,14 @@ def _coco_datasets(scale, results_dir, data_root, metainfo, train_pipeline, test
             dataset(layout["val_ann"], layout["val_img"], test_pipeline, True), evaluator)
 
 
-def _voc_datasets(scale, results_dir, voc_root, metainfo, run, train_pipeline, test_pipeline):
+def _voc_datasets(scale, results_dir, voc_root, user, metainfo, run, train_pipeline, test_pipeline):
     """(train dataset, test dataset, evaluator) configs of a VOC run: mmdet's VOCDataset and VOCMetric.
 
     Training concatenates the layout's trainval sets (07+12 at paper scale) and repeats them
     ``dataset_repeat`` times per epoch when the schedule says so (the authors' VOC config: 3).
     The metric is the VOC07 mAP at IoU 0.50:0.05:0.95 (11-point by default, ``test.voc_eval_mode``).
     """
-    layout = voc_layout(scale, results_dir, voc_root)
+    layout = voc_layout(scale, results_dir, voc_root, user)
 
     def dataset(year, split, pipeline, test_mode):
         ds = dict(type="VOCDataset", data_root=layout["root"], ann_file=f"{year}/ImageSets/Main/{split}.txt",
@@ -187,12 +208,12 @@ def _training_hooks(train: dict) -> list:
 
 def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Path, classes: Optional[Sequence[str]],
                      data_root: Optional[str] = None, pretrained_dir: Optional[str] = None,
-                     voc_root: Optional[str] = None,
+                     voc_root: Optional[str] = None, user_dataset=None,
                      teacher_config: Optional[str] = None, teacher_ckpt: Optional[str] = None) -> dict:
-    """The mmdet config (as a dict) of one run and seed."""
+    """The mmdet config (as a dict) of one run and seed; ``user_dataset`` replaces the run's matrix dataset."""
     if (run.teacher is None) != (teacher_config is None):
         raise ConfigError(f"run '{run.id}': teacher config must be given exactly when the run has a teacher")
-    num_classes = len(classes) if classes else 80
+    num_classes = len(classes) if classes else MMDET_NUM_CLASSES[run.dataset]
     metainfo = dict(classes=tuple(classes)) if classes else None
     t, te = scale["train"], scale["test"]
     loop, schedulers = _schedule(run, scale)
@@ -216,10 +237,10 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
                      teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt))
 
     if run.dataset == "voc":
-        train_set, test_set, evaluator = _voc_datasets(scale, results_dir, voc_root, metainfo, run,
+        train_set, test_set, evaluator = _voc_datasets(scale, results_dir, voc_root, user_dataset, metainfo, run,
                                                        train_pipeline, test_pipeline)
     else:
-        train_set, test_set, evaluator = _coco_datasets(scale, results_dir, data_root, metainfo,
+        train_set, test_set, evaluator = _coco_datasets(scale, results_dir, data_root, user_dataset, metainfo,
                                                         train_pipeline, test_pipeline)
 
     sampler = dict(type="InfiniteSampler", shuffle=True) if t["loop"] == "iter" else dict(type="DefaultSampler", shuffle=True)
@@ -262,6 +283,8 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
                       detector=run.detector, distribution=run.distribution,
                       teacher=run.teacher, distill=dict(run.distill)),
     )
+    if user_dataset is not None:
+        cfg["ld_repro"]["dataset_file"] = user_dataset.path
     return cfg
 
 

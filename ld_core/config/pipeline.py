@@ -12,11 +12,27 @@ import yaml
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # imported in load_pipeline, once the model files they read are validated
+    from ..data.user_dataset import UserDataset
     from .matrix import Matrix
 
 
 COMPLEXITY_METRICS = {"params_M", "GFLOPs", "FPS"}
 BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _typed(value):
+    """Leaves of a mapping given with `--config key={...}`: Snakemake hands them over as strings ('2', 'null');
+    each is read as a YAML scalar, as it would be in a file."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
 
 
 def _fill_defaults(schema: dict, data: dict) -> None:
@@ -35,6 +51,8 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
     data = json.loads(json.dumps(config))
     if isinstance(data.get("seeds"), list):  # `--config seeds=[0,1,2]` arrives as strings
         data["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in data["seeds"]]
+    if isinstance(data.get("scale_overrides"), dict):
+        data["scale_overrides"] = _typed(data["scale_overrides"])
     for key, sub in schema.get("properties", {}).items():  # `--config figures=false` arrives as a string
         if sub.get("type") == "boolean" and isinstance(data.get(key), str) and data[key].lower() in BOOL_WORDS:
             data[key] = BOOL_WORDS[data[key].lower()]
@@ -61,10 +79,27 @@ class Pipeline:
     scale_path: Path
     results: str
     imported: Dict[Tuple[str, int], str] = field(default_factory=dict)  # (teacher run, seed) -> released file
+    user_datasets: Dict[str, "UserDataset"] = field(default_factory=dict)  # 'coco'/'voc' -> the user's dataset
+
+    def datasets(self) -> set:
+        """Matrix dataset names ('coco', 'voc') of the selected runs."""
+        return {self.matrix.run(run).dataset for run, _ in self.jobs()}
 
     @property
     def synthetic(self) -> bool:
-        return self.scale["data"]["kind"] == "synthetic"
+        """Whether some selected run trains on the generated synthetic data."""
+        return (self.scale["data"]["kind"] == "synthetic"
+                and any(name not in self.user_datasets for name in self.datasets()))
+
+    def user_dataset(self, run_id: str):
+        """The user's dataset a run trains on instead of its matrix dataset (None: the profile's)."""
+        return self.user_datasets.get(self.matrix.run(run_id).dataset)
+
+    def classes(self, run_id: str):
+        """Class names of a run's dataset (None: mmdet's COCO / VOC classes)."""
+        from .builder import dataset_classes
+
+        return dataset_classes(self.scale, self.user_dataset(run_id))
 
     def jobs(self):
         """(run, seed) pairs to train and evaluate: the tables' runs and the figures' runs."""
@@ -93,7 +128,7 @@ class Pipeline:
         """(annotation file, image folder) of the validation split."""
         from .builder import dataset_layout
 
-        layout = dataset_layout(self.scale, self.results, self.config["data_root"])
+        layout = dataset_layout(self.scale, self.results, self.config["data_root"], self.user_datasets.get("coco"))
         return str(Path(layout["root"]) / layout["val_ann"]), str(Path(layout["root"]) / layout["val_img"])
 
     def teacher_checkpoint(self, run_id: str) -> list:
@@ -119,7 +154,15 @@ class Pipeline:
         """What the resolved config of (run, seed) depends on, as a string (Snakemake's params trigger)."""
         run = self.matrix.run(run_id)
         keys = {k: self.config[k] for k in ("data_root", "voc_root", "pretrained_dir", "results")}
+        user = self.user_dataset(run_id)
+        if user is not None:
+            keys["dataset"] = user.as_dict()
         return json.dumps(dict(run=run.__dict__, seed=seed, scale=self.scale, **keys), sort_keys=True, default=str)
+
+
+def dataset_cache(results: str | Path) -> Path:
+    """Where the class lists read from the user's annotation files are remembered."""
+    return Path(results) / "checks" / "datasets"
 
 
 def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml") -> Pipeline:
@@ -139,11 +182,18 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
     for table in cfg["tables"]:
         matrix.table(table)
     scale_path = scale_profile_path(basedir, cfg["scale"])
-    scale = load_scale(scale_path)
-    if scale["data"]["kind"] != "synthetic":  # the user's datasets: only those the selected runs need
-        datasets = {matrix.run(r).dataset for r, _ in matrix.jobs(cfg["tables"], cfg["seeds"])}
+    scale = load_scale(scale_path, cfg["scale_overrides"])
+    datasets = {matrix.run(r).dataset for r, _ in matrix.jobs(cfg["tables"], cfg["seeds"])}
+    user_datasets = {}
+    for slot, key in (("coco", "dataset"), ("voc", "voc_dataset")):
+        if cfg[key] and slot in datasets:
+            from ..data.user_dataset import load_user_dataset
+
+            user_datasets[slot] = load_user_dataset(cfg[key], slot, schema_dir=basedir / "workflow" / "schemas",
+                                                    cache_dir=dataset_cache(cfg["results"]))
+    if scale["data"]["kind"] != "synthetic":  # the COCO 2017 / VOC 07+12 folders the selected runs need
         for dataset, key, what in (("coco", "data_root", "the COCO folder"), ("voc", "voc_root", "the VOCdevkit folder")):
-            if dataset not in datasets:
+            if dataset not in datasets or dataset in user_datasets:
                 continue
             root: Optional[str] = cfg[key]
             if not root:
@@ -158,6 +208,6 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
     imported = {(run_id, seed): path for run_id, path in cfg["teacher_checkpoints"].items()
                 for seed in teachers[run_id]}
     pipe = Pipeline(config=cfg, matrix=matrix, scale=scale, scale_path=scale_path, results=cfg["results"],
-                    imported=imported)
+                    imported=imported, user_datasets=user_datasets)
     check_weight_files(pipe, source)  # released teachers and ImageNet backbones: keys and shapes, cached
     return pipe

@@ -12,13 +12,19 @@ TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", 
               "ld_reference_images", "auto_scale_lr", "log_interval", "mixed_precision", "channels_last",
               "dcn_offset_lr_mult"}
 MIXED_PRECISION_DTYPES = ("bfloat16",)  # ld_core.engine.mixed_precision; fp16 would need a loss scaler
+PROFILES = Path(__file__).resolve().parents[2] / "configs" / "scales"  # the project's profiles
 
 
-def read_scale_file(path: str | Path) -> dict:
-    """A scale profile file with its ``_base_`` (another profile file, relative to it) merged under it.
+def read_scale_file(path: str | Path, overrides: dict | None = None) -> dict:
+    """A scale profile file with its ``_base_`` merged under it, and ``overrides`` (the pipeline config's
+    ``scale_overrides``) over it.
 
     mmengine's config style: ``_base_: embedded.yaml`` plus the keys that differ (mappings merge recursively).
+    ``_base_`` is relative to the file; a name not found there is one of the project's profiles
+    (``configs/scales/``), so a profile of the user's own can live anywhere: ``_base_: paper.yaml``.
     """
+    if overrides:
+        return merge(read_scale_file(path), overrides)
     path = Path(path)
     scale = load_yaml_file(path, "scale profile") or {}
     if not isinstance(scale, dict):
@@ -27,15 +33,18 @@ def read_scale_file(path: str | Path) -> dict:
     if base is None:
         return scale
     base_path = path.parent / str(base)
+    if not base_path.is_file() and (PROFILES / str(base)).is_file():
+        base_path = PROFILES / str(base)
     if base_path.resolve() == path.resolve():
         raise ConfigError(f"{path}: _base_ names the file itself")
     return merge(read_scale_file(base_path), scale)
 
 
-def load_scale(path: str | Path) -> dict:
-    """Load a scale profile; unknown top-level keys or a missing section are one-line errors."""
+def load_scale(path: str | Path, overrides: dict | None = None) -> dict:
+    """Load a scale profile (with ``overrides`` merged over it); unknown top-level keys or a missing section
+    are one-line errors."""
     path = Path(path)
-    scale = read_scale_file(path)
+    scale = read_scale_file(path, overrides)
     unknown = sorted(set(scale) - SCALE_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(SCALE_KEYS))})")

@@ -35,7 +35,8 @@ from ..errors import ConfigError
 from ..io import load_yaml_file
 
 DETECTOR_FILES = ("gfl", "retinanet", "fcos", "atss")  # == ld_core.config.detectors.DETECTORS (tested)
-SCHEMA_NAMES = ("config", "experiments", "scale", "claims", "paper_tables", "detector", "distill", "backbones")
+SCHEMA_NAMES = ("config", "experiments", "scale", "claims", "paper_tables", "detector", "distill", "backbones",
+                "dataset")
 MAX_SHOWN = 60  # characters of a bad value shown in a message
 
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
@@ -324,6 +325,9 @@ def _check_claims(path: Path, claims: dict, matrix: dict, matrix_path: Path, pap
 
 
 def scale_profile_path(basedir: str | Path, scale: str) -> Path:
+    """``configs/scales/<scale>.yaml``, or the user's own profile file when ``scale`` ends in .yaml/.yml."""
+    if scale.endswith((".yaml", ".yml")):
+        return Path(scale).expanduser().resolve()
     return Path(basedir) / "configs" / "scales" / f"{scale}.yaml"
 
 
@@ -344,7 +348,11 @@ def validate_files(cfg: dict, basedir: str | Path) -> None:
     if not scale_path.is_file():
         known = sorted(p.stem for p in scale_path.parent.glob("*.yaml"))
         raise ConfigError(f"{scale_path}: scale profile '{cfg['scale']}' does not exist (profiles: {_names(known)})")
-    scale = s.check("scale", read_scale_file(scale_path), scale_path)
+    if cfg.get("scale_overrides"):
+        scale = s.check("scale", read_scale_file(scale_path, cfg["scale_overrides"]),
+                        f"{scale_path} with scale_overrides")
+    else:
+        scale = s.check("scale", read_scale_file(scale_path), scale_path)
     claims_path = Path(cfg["claims"])
     claims = s.check("claims", _load_yaml(claims_path, "claims file"), claims_path)
     paper_path = Path(cfg["paper_tables"])

@@ -122,9 +122,9 @@ class CheckCache:
 
 def _dataset_classes(pipe: "Pipeline", dataset: str):
     """Class names the teacher's dataset has (for the file's meta CLASSES), as the resolved config sees them."""
-    from ..commands.resolve import dataset_classes
+    from .builder import dataset_classes
 
-    classes = dataset_classes(pipe.scale)
+    classes = dataset_classes(pipe.scale, pipe.user_datasets.get(dataset))
     if classes:
         return tuple(classes)
     from mmdet.datasets import CocoDataset, VOCDataset  # the user's data: mmdet's class names
@@ -134,7 +134,7 @@ def _dataset_classes(pipe: "Pipeline", dataset: str):
 
 def _run_config(pipe: "Pipeline", run_id: str, seed: int) -> dict:
     """The resolved config of (run, seed) as a dict: what ``ld_core resolve`` writes to config.py."""
-    from ..commands.resolve import dataset_classes, run_dir
+    from ..commands.resolve import run_dir
     from .builder import build_run_config
 
     run = pipe.matrix.run(run_id)
@@ -144,9 +144,9 @@ def _run_config(pipe: "Pipeline", run_id: str, seed: int) -> dict:
         tdir = run_dir(pipe.results, *teacher).resolve()
         teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
     c = pipe.config
-    return build_run_config(run, seed, pipe.scale, results_dir=pipe.results, classes=dataset_classes(pipe.scale),
+    return build_run_config(run, seed, pipe.scale, results_dir=pipe.results, classes=pipe.classes(run_id),
                             data_root=c["data_root"], pretrained_dir=c["pretrained_dir"], voc_root=c["voc_root"],
-                            teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+                            user_dataset=pipe.user_dataset(run_id), teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
 
 
 def _report(line: str) -> None:

@@ -21,8 +21,8 @@ def validate_dataset_config(ds: dict, classes: Optional[Sequence[str]] = None) -
     if kind == "CocoDataset":
         validate_coco(root / ds["ann_file"], root / ds["data_prefix"]["img"])
     elif kind == "VOCDataset":
-        year, _, _, split_file = Path(ds["ann_file"]).parts
+        ann = Path(ds["ann_file"])  # <folder>/ImageSets/Main/<split>.txt
         classes = classes or (ds.get("metainfo") or {}).get("classes")
-        validate_voc(root, year=year, split=Path(split_file).stem, classes=classes)
+        validate_voc(root, year=str(ann.parent.parent.parent), split=ann.stem, classes=classes)
     else:
         raise ConfigError(f"dataset type '{kind}' is not one this pipeline checks (CocoDataset, VOCDataset)")

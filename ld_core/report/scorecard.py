@@ -457,13 +457,18 @@ def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
 
 
 def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None,
-                    figures_json=None) -> pd.DataFrame:
+                    figures_json=None, only_given=False) -> pd.DataFrame:
     """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table;
-    returns the evaluated claims.
+    returns the evaluated claims. ``only_given``: the cells and claims of the given tables only (the part of
+    one table, written before the others are built).
 
     Everything is computed before anything is written; on any error no output is created or changed.
     """
     cells, claims, differences = build_scorecard(table_csvs, claims_path, paper_csv, figures_json)
+    if only_given:
+        given = set(_load_tidies(table_csvs)[1])
+        cells = cells[cells["table"].isin(given)].reset_index(drop=True)
+        claims = claims[claims["table"].isin(given)].reset_index(drop=True)
     outputs: Dict[Path, "str | bytes"] = {
         Path(csv_out): scorecard_frame(cells, claims).to_csv(index=False, lineterminator="\n"),
         Path(md_out): render_markdown(cells, claims),
@@ -486,10 +491,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md", required=True, help="output: Markdown report")
     parser.add_argument("--plot-dir", default=None, help="output folder for <table>_bars.png (optional)")
     parser.add_argument("--figures", default=None, help="figures.json of the figures (adds the Figure 2 claim)")
+    parser.add_argument("--only-given", action="store_true",
+                        help="only the cells and claims of the given tables (not 'not run' for the others)")
 
 
 def run(args: argparse.Namespace) -> int:
-    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures)
+    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures,
+                             args.only_given)
     print(f"scorecard: {_summary(claims)} -> {args.csv}, {args.md}"
           + (f", {args.plot_dir}/<table>_bars.png" if args.plot_dir else ""))
     return 0

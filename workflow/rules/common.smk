@@ -2,6 +2,7 @@
 # validated into PIPE). Here: the job environment, wildcard constraints, input functions, params helpers and
 # resource helpers; the other files hold only rules (what `snakemake --lint` asks for).
 
+import json
 import os
 import shlex
 import sys
@@ -38,12 +39,15 @@ def synthetic_args():
 # ---- dataset check (user datasets only) -------------------------------------------------------------------
 
 def datacheck_needs():
-    """{'coco': root, 'voc': devkit} of the user's datasets the selected runs train on ({} if synthetic)."""
-    if PIPE.synthetic:
-        return {}
-    datasets = {PIPE.matrix.run(run).dataset for run, _ in PIPE.jobs()}
-    roots = {"coco": config.get("data_root"), "voc": config.get("voc_root")}
-    return {name: roots[name] for name in ("coco", "voc") if name in datasets and roots[name]}
+    """{'coco': root, 'voc': devkit, 'dataset': file, 'voc-dataset': file} of the user's datasets the selected
+    runs train on ({} when every run trains on the synthetic data)."""
+    used = PIPE.datasets()
+    needs = {{"coco": "dataset", "voc": "voc-dataset"}[slot]: spec.path for slot, spec in PIPE.user_datasets.items()}
+    if PIPE.scale["data"]["kind"] != "synthetic":
+        roots = {"coco": config.get("data_root"), "voc": config.get("voc_root")}
+        needs.update({name: roots[name] for name in ("coco", "voc")
+                      if name in used and name not in PIPE.user_datasets and roots[name]})
+    return needs
 
 
 def datacheck_inputs(wildcards=None):
@@ -52,7 +56,8 @@ def datacheck_inputs(wildcards=None):
 
 
 def datacheck_args():
-    """Options of `ld_core check-data`: the dataset folders to check and the image counts expected."""
+    """Options of `ld_core check-data`: the datasets to check and the COCO/VOC image counts expected (a user
+    dataset file states its own, `expect:`)."""
     args = [f"--{name} {shlex.quote(str(root))}" for name, root in datacheck_needs().items()]
     args += [f"--expect-{key.replace('_', '-')} {'none' if value in (None, 'null') else value}"
              for key, value in config["data_check_counts"].items()]
@@ -72,10 +77,14 @@ def import_source(wildcards):
 
 
 def resolve_extra_args():
-    """The user's folders (datasets, pretrained backbones) passed on to `ld_core resolve`."""
-    folders = (("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
-               ("pretrained_dir", config["pretrained_dir"]))
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in folders if v)
+    """The user's folders and files (datasets, pretrained backbones, scale overrides) passed on to
+    `ld_core resolve`."""
+    given = [("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
+             ("pretrained_dir", config["pretrained_dir"])]
+    given += [("dataset" if slot == "coco" else "voc_dataset", spec.path) for slot, spec in PIPE.user_datasets.items()]
+    if config["scale_overrides"]:
+        given.append(("scale_overrides", json.dumps(config["scale_overrides"], sort_keys=True)))
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in given if v)
 
 
 def results_root(wildcards, output):

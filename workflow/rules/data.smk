@@ -1,5 +1,10 @@
 # Data: the embedded profile generates its synthetic dataset; paper scale reads the user's COCO folder.
 
+# Seconds of image generation: on the submit host under SLURM.
+localrules:
+    synthetic_dataset,
+
+
 rule synthetic_dataset:
     output:
         dataset=f"{R}/data/synthetic/dataset.json",

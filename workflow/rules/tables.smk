@@ -1,5 +1,10 @@
 # Tables: tidy CSV + booktabs LaTeX, the paper's numbers beside the reproduced ones.
 
+# A few seconds of pandas: on the submit host under SLURM, not a queued job.
+localrules:
+    table,
+
+
 rule table:
     input:
         metrics=lambda wc: PIPE.table_metric_files(wc.table),

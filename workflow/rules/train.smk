@@ -1,5 +1,10 @@
 # Training: one resolved mmdet config per (run, seed), then mmengine training. Teachers before students.
 
+# Light jobs run on the submit host under SLURM (a few seconds each; a queued job would wait longer).
+localrules:
+    resolve_config,
+
+
 rule resolve_config:
     output:
         f"{R}/runs/{{run}}/seed{{seed}}/config.py",
