@@ -2,17 +2,23 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ld-repro-complete
+SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: reproduce test test-slow env dag clean
+.PHONY: reproduce test test-slow rehearse env dag clean
 
 reproduce: $(STAMP)  ## run the whole DAG on the embedded default
-	$(VENV)/bin/snakemake --cores all
+	$(SNAKEMAKE) --cores all
 
 test: $(STAMP)  ## the default test suite (unit tests, dry run, a tiny real DAG)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)  ## end-to-end tests that take minutes
 	$(PY) -m pytest -m slow
+
+rehearse: $(STAMP)  ## every run of Tables 1-4 at the paper profile, capped at 2 iterations, on generated inputs
+	rm -rf rehearsal
+	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
+	$(SNAKEMAKE) --cores all --configfile configs/rehearsal.yaml
 
 env: $(STAMP)
 

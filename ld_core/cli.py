@@ -9,6 +9,8 @@ from .errors import ConfigError, LDError
 
 COMMANDS = {
     "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
+    "rehearsal-data": ("ld_core.data.rehearsal", "write the inputs of `make rehearse`: mini COCO 2017 and VOC 07+12 "
+                                                "in their exact layouts, random ImageNet and released-teacher files"),
     "example-dataset": ("ld_core.data.example", "write a small dataset laid out as your own would be, with its "
                                                "dataset files (the README's own-data example)"),
     "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),

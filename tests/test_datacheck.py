@@ -13,7 +13,8 @@ from ld_core.cli import main
 from ld_core.commands.datacheck import MAX_LISTED
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 SMALL = ["--expect-coco-train", "3", "--expect-coco-val", "2", "--expect-voc-trainval", "3", "--expect-voc-test", "2"]
 
 

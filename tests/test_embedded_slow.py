@@ -28,7 +28,8 @@ def test_embedded_table1_pairs_ld_against_gt_over_five_seeds(tmp_path):
     from ld_core.report.stats import t_quantile
 
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                           "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"), "--directory",
                            str(tmp_path), "--cores", "all", "--config", "tables=[table1]", "figures=false"],
                           capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stderr[-3000:]

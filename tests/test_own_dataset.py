@@ -13,7 +13,8 @@ from ld_core.data.example import IDS, NAMES, make_example
 from ld_core.errors import ConfigError, LDError
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from ld_core.errors import ConfigError
 from weight_files import random_state, run_model_cfg, save_mmcv1, torchvision_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 
 
 def paper_backbone(run_id: str, tmp_path: Path) -> dict:

@@ -24,7 +24,8 @@ from ld_core.errors import ConfigError
 from weight_files import random_state, run_model_cfg, save_mmcv1, save_mmengine, torchvision_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 TINY = ["scale=tiny", "seeds=[0]", "figures=false"]
 
 

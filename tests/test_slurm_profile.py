@@ -20,7 +20,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 STUBS = ROOT / "tests" / "stubs"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 TINY = ["scale=tiny", "seeds=[0]", "tables=[table1]", "figures=false"]
 
 

@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="the user's COCO-format dataset file (COCO runs)")
     parser.add_argument("--voc-dataset", default=None, help="the user's VOC-format dataset file (VOC runs)")
     parser.add_argument("--scale-overrides", type=json.loads, default=None, help="JSON merged over the profile")
+    parser.add_argument("--rehearsal", type=json.loads, default=None, help="JSON: the rehearsal's caps (make rehearse)")
     parser.add_argument("--out", required=True)
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
     cfg = build_run_config(run_, args.seed, scale, results_dir=args.results, classes=dataset_classes(scale, user),
                            data_root=args.data_root, pretrained_dir=args.pretrained_dir, voc_root=args.voc_root,
-                           user_dataset=user, teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+                           user_dataset=user, rehearsal=args.rehearsal, teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
     atomic_write_text(args.out, config_text(cfg))
     print(f"[resolve] {run_.id} seed {args.seed} ({scale['name']}) -> {args.out}")
     return 0

@@ -198,5 +198,10 @@ def run(args: argparse.Namespace) -> int:
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     save_tensor_checkpoint(model, args.checkpoint, meta)
+    from ..models.batched_atss import TARGET_PATHS
+
+    if TARGET_PATHS:
+        print("[train] ATSS targets: " + ", ".join(f"{n} {path}" for path, n in sorted(TARGET_PATHS.items())),
+              flush=True)
     print(f"[train] {args.config}: {runner.iter} iterations in {time.time() - start:.1f} s -> {args.checkpoint}")
     return 0

@@ -182,6 +182,17 @@ def _voc_datasets(scale, results_dir, voc_root, user, metainfo, run, train_pipel
     return train, dataset(year, split, test_pipeline, True), evaluator
 
 
+def _rehearsal(loop: dict, test_set: dict, rehearsal: dict, scale: dict) -> tuple[dict, dict]:
+    """The rehearsal's caps: training stops after ``train_iters`` iterations (the paper's epochs, milestones
+    and warm-up stay in the config: :class:`ld_core.engine.CappedEpochBasedTrainLoop`), the test set is its
+    first ``test_images`` images (mmengine's dataset ``indices``)."""
+    if loop["type"] != "EpochBasedTrainLoop":
+        raise ConfigError(f"{scale['path']}: the rehearsal caps epoch-based training (train.loop: epoch), "
+                          f"not train.loop: {scale['train']['loop']}")
+    loop = dict(loop, type="CappedEpochBasedTrainLoop", iters=int(rehearsal["train_iters"]))
+    return loop, dict(test_set, indices=int(rehearsal["test_images"]))
+
+
 def model_test_cfg(test: dict) -> dict:
     """The detector's ``test_cfg`` (score threshold, NMS) from a profile's ``test`` section."""
     return dict(nms_pre=test["nms_pre"], min_bbox_size=0, score_thr=test["score_thr"],
@@ -208,9 +219,10 @@ def _training_hooks(train: dict) -> list:
 
 def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Path, classes: Optional[Sequence[str]],
                      data_root: Optional[str] = None, pretrained_dir: Optional[str] = None,
-                     voc_root: Optional[str] = None, user_dataset=None,
+                     voc_root: Optional[str] = None, user_dataset=None, rehearsal: Optional[dict] = None,
                      teacher_config: Optional[str] = None, teacher_ckpt: Optional[str] = None) -> dict:
-    """The mmdet config (as a dict) of one run and seed; ``user_dataset`` replaces the run's matrix dataset."""
+    """The mmdet config (as a dict) of one run and seed; ``user_dataset`` replaces the run's matrix dataset;
+    ``rehearsal`` (the pipeline config's, ``make rehearse`` only) caps training and evaluation."""
     if (run.teacher is None) != (teacher_config is None):
         raise ConfigError(f"run '{run.id}': teacher config must be given exactly when the run has a teacher")
     num_classes = len(classes) if classes else MMDET_NUM_CLASSES[run.dataset]
@@ -243,6 +255,8 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         train_set, test_set, evaluator = _coco_datasets(scale, results_dir, data_root, user_dataset, metainfo,
                                                         train_pipeline, test_pipeline)
 
+    if rehearsal:
+        loop, test_set = _rehearsal(loop, test_set, rehearsal, scale)
     sampler = dict(type="InfiniteSampler", shuffle=True) if t["loop"] == "iter" else dict(type="DefaultSampler", shuffle=True)
     workers = t["num_workers"]
     cfg = dict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
@@ -81,6 +82,12 @@ class Pipeline:
     imported: Dict[Tuple[str, int], str] = field(default_factory=dict)  # (teacher run, seed) -> released file
     user_datasets: Dict[str, "UserDataset"] = field(default_factory=dict)  # 'coco'/'voc' -> the user's dataset
 
+    @cached_property
+    def first_jobs(self) -> set:
+        """(run, seed) pairs of the first table of ``tables`` (Table 1 by default), its teachers included: the
+        rules give them a higher Snakemake priority, so that this table and its scorecard part come first."""
+        return set(self.matrix.jobs(self.config["tables"][:1], self.config["seeds"]))
+
     def datasets(self) -> set:
         """Matrix dataset names ('coco', 'voc') of the selected runs."""
         return {self.matrix.run(run).dataset for run, _ in self.jobs()}
@@ -157,6 +164,8 @@ class Pipeline:
         user = self.user_dataset(run_id)
         if user is not None:
             keys["dataset"] = user.as_dict()
+        if self.config["rehearsal"]:
+            keys["rehearsal"] = self.config["rehearsal"]
         return json.dumps(dict(run=run.__dict__, seed=seed, scale=self.scale, **keys), sort_keys=True, default=str)
 
 

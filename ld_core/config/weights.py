@@ -146,7 +146,8 @@ def _run_config(pipe: "Pipeline", run_id: str, seed: int) -> dict:
     c = pipe.config
     return build_run_config(run, seed, pipe.scale, results_dir=pipe.results, classes=pipe.classes(run_id),
                             data_root=c["data_root"], pretrained_dir=c["pretrained_dir"], voc_root=c["voc_root"],
-                            user_dataset=pipe.user_dataset(run_id), teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+                            user_dataset=pipe.user_dataset(run_id), rehearsal=c["rehearsal"],
+                            teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
 
 
 def _report(line: str) -> None:

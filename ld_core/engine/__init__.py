@@ -1,4 +1,5 @@
 """Training-loop components registered into mmengine's registries (imported via ``custom_imports``)."""
 from .mixed_precision import MixedPrecisionHook, enable_mixed_precision
+from .rehearsal import CappedEpochBasedTrainLoop
 
-__all__ = ["MixedPrecisionHook", "enable_mixed_precision"]
+__all__ = ["CappedEpochBasedTrainLoop", "MixedPrecisionHook", "enable_mixed_precision"]

@@ -12,6 +12,7 @@ in place of a plain ``ATSSAssigner``.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import List, Sequence
 
 import torch
@@ -26,6 +27,7 @@ from torch import Tensor
 from .regions import batched_atss_candidates
 
 INF = 100000000  # mmdet's ATSSAssigner constant
+TARGET_PATHS: Counter = Counter()  # get_targets calls per path in this process ('batched', 'per-image'): train logs it
 
 
 def pad_gt_boxes(boxes: Sequence[Tensor], labels: Sequence[Tensor]) -> tuple:
@@ -150,8 +152,10 @@ class BatchedATSSTargetsMixin:
         if not (unmap_outputs and self._batched_targets_apply(anchor_list, valid_flag_list,
                                                               batch_gt_instances_ignore)):
             self._vectorise_assigner()
+            TARGET_PATHS["per-image"] += 1
             return super().get_targets(anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
                                        batch_gt_instances_ignore, unmap_outputs)
+        TARGET_PATHS["batched"] += 1
         num_level_anchors = [a.size(0) for a in anchor_list[0]]
         anchors = torch.cat(anchor_list[0])
         for i in range(len(anchor_list)):  # as mmdet's get_targets: callers read the concatenated lists

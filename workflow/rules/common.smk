@@ -23,6 +23,21 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# ---- priorities: the first table (Table 1 by default) and its part of the scorecard before the rest -------
+
+FIRST_PRIORITY = 10
+
+
+def first_priority(wildcards):
+    """priority of a (run, seed) job: higher for the first table's runs and their teachers."""
+    return FIRST_PRIORITY if (wildcards.run, int(wildcards.seed)) in PIPE.first_jobs else 0
+
+
+def first_table_priority(wildcards):
+    """priority of a table job: higher for the first table."""
+    return FIRST_PRIORITY if wildcards.table == config["tables"][0] else 0
+
+
 # ---- data -------------------------------------------------------------------------------------------------
 
 def dataset_inputs(wildcards=None):
@@ -82,8 +97,9 @@ def resolve_extra_args():
     given = [("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
              ("pretrained_dir", config["pretrained_dir"])]
     given += [("dataset" if slot == "coco" else "voc_dataset", spec.path) for slot, spec in PIPE.user_datasets.items()]
-    if config["scale_overrides"]:
-        given.append(("scale_overrides", json.dumps(config["scale_overrides"], sort_keys=True)))
+    for key in ("scale_overrides", "rehearsal"):
+        if config[key]:
+            given.append((key, json.dumps(config[key], sort_keys=True)))
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in given if v)
 
 
@@ -97,6 +113,13 @@ def project_file(path):
     is the file's content (resolve_spec), not where this clone lives: a function of `input` is left out of
     Snakemake's params rerun trigger, so a moved clone does not re-resolve (and retrain) every run."""
     return lambda wildcards, input: str(path)
+
+
+def profile_timing():
+    """Options of the FPS measurement: the defaults, or one pass over `rehearsal.fps_images` images."""
+    if not config["rehearsal"]:
+        return ""
+    return f"--images {config['rehearsal']['fps_images']} --warmup 0 --runs 1"
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

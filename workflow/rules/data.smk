@@ -15,5 +15,6 @@ rule synthetic_dataset:
         args=synthetic_args(),
     log:
         f"{R}/logs/synthetic_dataset.log",
+    priority: FIRST_PRIORITY
     shell:
         "python -m ld_core data-synth --out {params.out} {params.args} > {log} 2>&1"

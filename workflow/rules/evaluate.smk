@@ -12,6 +12,7 @@ rule evaluate:
     threads: config["threads"]["evaluate"]
     resources:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),
+    priority: first_priority
     shell:
         "python -m ld_core evaluate --config {input.config} --checkpoint {input.checkpoint}"
         " --out {output} --threads {threads} > {log} 2>&1"

@@ -14,6 +14,7 @@ rule profile:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),
     params:
         device="cuda" if config["gpus_per_evaluate"] > 0 else "cpu",
+        timing=profile_timing(),
     shell:
         "python -m ld_core profile --config {input.config} --checkpoint {input.checkpoint}"
-        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"
+        " --device {params.device} {params.timing} --out {output} --threads {threads} > {log} 2>&1"

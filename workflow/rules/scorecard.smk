@@ -29,7 +29,7 @@ rule scorecard:
 
 rule scorecard_first:
     # The first table's part of the scorecard (Table 1 in the default order), written as soon as that table
-    # is: workflow/profiles/default gives this rule and everything it needs Snakemake's highest priority.
+    # is: this table's jobs have a higher priority than the others (common.smk, first_priority).
     input:
         table=f"{R}/tables/{config['tables'][0]}.csv",
         claims=config["claims"],
@@ -39,6 +39,7 @@ rule scorecard_first:
         md=f"{R}/scorecard/{config['tables'][0]}.md",
     log:
         f"{R}/logs/scorecard_first.log",
+    priority: FIRST_PRIORITY
     shell:
         "python -m ld_core scorecard --tables {input.table} --claims {input.claims} --paper {input.paper}"
         " --only-given --csv {output.csv} --md {output.md} > {log} 2>&1"

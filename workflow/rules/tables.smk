@@ -17,6 +17,7 @@ rule table:
                    subcategory="{table}"),
     log:
         f"{R}/logs/{{table}}.log",
+    priority: first_table_priority
     shell:
         "python -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"
         " --metrics {input.metrics} --csv {output.csv} --tex {output.tex} > {log} 2>&1"

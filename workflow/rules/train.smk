@@ -16,6 +16,7 @@ rule resolve_config:
         results=results_root,
     log:
         f"{R}/logs/resolve/{{run}}-seed{{seed}}.log",
+    priority: first_priority
     shell:
         "python -m ld_core resolve --matrix {params.matrix} --scale {params.scale} --results {params.results}"
         " --run {wildcards.run} --seed {wildcards.seed} {params.extra} --out {output} > {log} 2>&1"
@@ -40,6 +41,7 @@ rule train:
     resources:
         **gpu_resources(config["gpus_per_train"], train_runtime, config["train_mem_mb"]),
     retries: config["train_retries"]
+    priority: first_priority
     shell:
         "python -m ld_core train --config {input.config} --checkpoint {output.checkpoint}"
         " --work-dir {params.work_dir} --threads {threads} --gpus {resources.gpu} > {log} 2>&1"
@@ -63,6 +65,7 @@ rule import_teacher:
         checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/import.log",
+    priority: first_priority
     shell:
         "python -m ld_core import-teacher --config {input.config} --source {input.source}"
         " --out {output.checkpoint} > {log} 2>&1"
