@@ -13,7 +13,8 @@ Create (or complete) a virtual environment from a wheelhouse, offline:
   1. pip install --no-index --find-links WHEELHOUSE  setuptools>=77,<81 wheel ninja numpy packaging
   2. torch: the node's own (--system-site-packages, default when the Python already imports torch),
      else a torch wheel from the wheelhouse
-  3. mmcv 2.1.0 from WHEELHOUSE/mmcv-2.1.0.tar.gz: MMCV_WITH_OPS=1, --no-build-isolation; with CUDA torch
+  3. mmcv 2.1.0: the prebuilt wheel of the wheelhouse if it has one (--mmcv-wheel) and its ops load here,
+     else built from WHEELHOUSE/mmcv-2.1.0.tar.gz: MMCV_WITH_OPS=1, --no-build-isolation; with CUDA torch
      FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST of this node's GPU (or --cuda-arch)
   4. requirements.txt, then this project (editable, --no-deps), pip check, an mmcv ops smoke test
 
@@ -68,6 +69,14 @@ if ! "$vpy" -c "import torch" 2>/dev/null; then
 fi
 cuda=$("$vpy" -c "import torch; print(1 if torch.version.cuda else 0)")
 
+if ! "$vpy" -c "import mmcv.ops" 2>/dev/null && ls "$wh"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+  # a wheel built with ops on a node of this kind (wheelhouse.sh --mmcv-wheel): no compilation; kept only if
+  # its ops load against this torch
+  echo "[offline] installing the prebuilt $(basename "$(ls "$wh"/mmcv-2.1.0-*.whl | head -1)")"
+  "${pip[@]}" "$(ls "$wh"/mmcv-2.1.0-*.whl | head -1)" && "$vpy" -c "import mmcv.ops" 2>/dev/null || {
+    echo "[offline] the prebuilt mmcv wheel does not load here (another torch build?): building from source";
+    "$vpy" -m pip uninstall --quiet --yes mmcv; }
+fi
 if ! "$vpy" -c "import mmcv.ops" 2>/dev/null; then
   env_vars=(MMCV_WITH_OPS=1 MAX_JOBS="$jobs")
   if [ "$cuda" = 1 ]; then

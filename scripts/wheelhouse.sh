@@ -22,13 +22,16 @@ Options:
       --torch SPEC         also collect torch, e.g. 'torch==2.6.0' (default: none: the node provides torch,
                            e.g. a CUDA module or container; offline_install.sh then uses --system-site-packages)
       --torch-index URL    index of that torch, e.g. https://download.pytorch.org/whl/cu124
+      --mmcv-wheel FILE    also carry an mmcv 2.1.0 wheel built with ops on a machine of the target's kind
+                           (same Python, same torch build; e.g. pip's cache after scripts/setup_env.sh):
+                           offline_install.sh then installs it instead of compiling mmcv (5-20 min)
   -h, --help               this help
 
 Then, on the node:   scripts/offline_install.sh --wheelhouse wheelhouse
 EOF
 }
 
-out=wheelhouse py=python3 pyver="" torch_spec="" torch_index=""
+out=wheelhouse py=python3 pyver="" torch_spec="" torch_index="" mmcv_wheel=""
 platforms=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --platform) platforms+=("$2"); shift 2 ;;
     --torch) torch_spec=$2; shift 2 ;;
     --torch-index) torch_index=$2; shift 2 ;;
+    --mmcv-wheel) mmcv_wheel=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "wheelhouse.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -86,6 +90,12 @@ python3 -m venv "$tmp/v"
 "$tmp/v/bin/python" -m pip install --quiet "setuptools>=77,<81" wheel
 "$tmp/v/bin/python" -m pip download --quiet --no-deps --no-binary=:all: --no-build-isolation --dest "$out" mmcv==2.1.0
 ls "$out"/mmcv-2.1.0.tar.gz >/dev/null
+if [ -n "$mmcv_wheel" ]; then
+  case "$(basename "$mmcv_wheel")" in
+    mmcv-2.1.0-*.whl) cp "$mmcv_wheel" "$out"/ ;;
+    *) echo "wheelhouse.sh: --mmcv-wheel $mmcv_wheel is not an mmcv-2.1.0-*.whl file" >&2; exit 2 ;;
+  esac
+fi
 
 ( cd "$out" && ls -1 > MANIFEST.txt )
 echo "[wheelhouse] $(wc -l < "$out/MANIFEST.txt") files in $out (mmcv-2.1.0.tar.gz built on the node)"

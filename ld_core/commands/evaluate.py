@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = voc_metrics(raw) if dataset == "voc" else coco_metrics(raw)
     result = dict(run=meta.get("run"), seed=meta.get("seed"), dataset=dataset, split="val" if dataset == "coco" else "test",
                   metrics=metrics, eval_seconds=round(time.time() - start, 1))
+    if meta.get("dataset_file"):  # the user's dataset in the matrix dataset's place
+        result["dataset_file"] = meta["dataset_file"]
     if not raw:
         result["note"] = "no detection above the score threshold: AP reported as 0"
     atomic_write_json(args.out, result)
