@@ -18,7 +18,7 @@ test-slow: $(STAMP)  ## end-to-end tests that take minutes
 rehearse: $(STAMP)  ## every run of Tables 1-4 at the paper profile, capped at 2 iterations, on generated inputs
 	rm -rf rehearsal
 	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
-	$(SNAKEMAKE) --cores all --configfile configs/rehearsal.yaml
+	$(SNAKEMAKE) --cores all --keep-going --configfile configs/rehearsal.yaml
 
 env: $(STAMP)
 

@@ -139,3 +139,34 @@ def test_scale_train_section_errors_name_the_file(tmp_path, mutate, needle):
     with pytest.raises(ConfigError, match=needle) as info:
         load_scale(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mmcv_deformable_convolutions_stay_fp32_inside_the_bf16_backbone(mmdet_scope):
+    """mmcv 2.1's DCN has no bf16 kernel ("deformable_im2col_cpu" not implemented for 'BFloat16', on CUDA
+    likewise): the paper's X-101-DCN runs keep it in fp32 while the other convolutions run in bf16."""
+    from mmcv.ops import DeformConv2d
+    from mmdet.registry import MODELS
+
+    from ld_core.engine import enable_mixed_precision
+
+    cfg = tiny_gfl_cfg(depth=50)
+    cfg["backbone"].update(dcn=dict(type="DCN", deform_groups=1, fallback_on_stride=False),
+                           stage_with_dcn=(False, True, True, True))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    dcn = [m for m in model.modules() if isinstance(m, DeformConv2d)]
+    assert dcn
+    inputs, samples = make_batch(2, size=128)
+    enable_mixed_precision(model)
+    outputs = []
+    for m in dcn:
+        m.register_forward_hook(lambda mod, inp, out: outputs.append((inp[0].dtype, out.dtype)))
+    seen = conv_output_dtypes(model)
+    losses = model.loss(inputs, samples)
+    total = sum(sum(v) if isinstance(v, (list, tuple)) else v for v in losses.values())
+    total.backward()
+    # called with the bf16 output of the convolution before it, computed in fp32 (without the wrapper: the
+    # NotImplementedError above)
+    assert outputs and set(outputs) == {(torch.bfloat16, torch.float32)}
+    assert torch.bfloat16 in seen  # the plain convolutions around them
+    assert torch.isfinite(total)

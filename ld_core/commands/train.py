@@ -203,5 +203,8 @@ def run(args: argparse.Namespace) -> int:
     if TARGET_PATHS:
         print("[train] ATSS targets: " + ", ".join(f"{n} {path}" for path, n in sorted(TARGET_PATHS.items())),
               flush=True)
-    print(f"[train] {args.config}: {runner.iter} iterations in {time.time() - start:.1f} s -> {args.checkpoint}")
+    loss = runner.message_hub.get_scalar("train/loss").current() if "train/loss" in runner.message_hub.log_scalars \
+        else float("nan")
+    print(f"[train] {args.config}: {runner.iter} iterations in {time.time() - start:.1f} s, last loss {loss:.4f} "
+          f"-> {args.checkpoint}")
     return 0

@@ -255,8 +255,10 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         train_set, test_set, evaluator = _coco_datasets(scale, results_dir, data_root, user_dataset, metainfo,
                                                         train_pipeline, test_pipeline)
 
+    hooks = _training_hooks(t)
     if rehearsal:
         loop, test_set = _rehearsal(loop, test_set, rehearsal, scale)
+        hooks.append(dict(type="CheckInvalidLossHook", interval=1))  # mmdet's: fails on a NaN/inf loss
     sampler = dict(type="InfiniteSampler", shuffle=True) if t["loop"] == "iter" else dict(type="DefaultSampler", shuffle=True)
     workers = t["num_workers"]
     cfg = dict(
@@ -273,7 +275,7 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         test_cfg=dict(type="TestLoop"),
         train_cfg=loop,
         optim_wrapper=_optim_wrapper(t),
-        custom_hooks=_training_hooks(t),
+        custom_hooks=hooks,
         param_scheduler=schedulers,
         auto_scale_lr=dict(enable=bool(t["auto_scale_lr"]), base_batch_size=16),
         default_hooks=dict(

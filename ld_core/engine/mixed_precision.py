@@ -51,6 +51,38 @@ def _autocast_outputs(fn, device_type: str, dtype: torch.dtype):
     return run_in_autocast
 
 
+def _fp32_forward(fn, device_type: str):
+    """``fn`` outside autocast, on fp32 copies of its floating-point tensor arguments."""
+    @functools.wraps(fn)
+    def run_in_fp32(*args, **kwargs):
+        with torch.autocast(device_type=device_type, enabled=False):
+            return fn(*_to_float(args), **_to_float(kwargs))
+
+    return run_in_fp32
+
+
+def _fp32_only_modules() -> tuple:
+    """Module types whose kernels have no bfloat16 version: mmcv 2.1's deformable convolutions dispatch on
+    float, double (and half on CUDA) only ("deformable_im2col_cpu" not implemented for 'BFloat16')."""
+    try:
+        from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+    except ImportError:  # mmcv without ops
+        return ()
+    return DeformConv2d, ModulatedDeformConv2d
+
+
+def keep_fp32(part: torch.nn.Module, device_type: str) -> int:
+    """Run the modules of :func:`_fp32_only_modules` in fp32 inside an autocast region; their number."""
+    kinds = _fp32_only_modules()
+    count = 0
+    for module in part.modules():
+        if kinds and isinstance(module, kinds) and not getattr(module, "_ld_fp32", False):
+            module.forward = _fp32_forward(module.forward, device_type)
+            module._ld_fp32 = True
+            count += 1
+    return count
+
+
 def fast_bf16(device_type: str) -> bool:
     """Whether this device runs bfloat16 convolutions natively (AVX-512/AMX or ARM bf16 CPUs, Ampere+ GPUs).
 
@@ -68,7 +100,8 @@ def fast_bf16(device_type: str) -> bool:
 
 def enable_mixed_precision(detector: torch.nn.Module, dtype: str = "bfloat16",
                            channels_last: bool = False) -> torch.nn.Module:
-    """Run ``detector.extract_feat`` and ``detector.bbox_head.forward`` (and a teacher's) under autocast.
+    """Run ``detector.extract_feat`` and ``detector.bbox_head.forward`` (and a teacher's) under autocast, with
+    the deformable convolutions of mmcv inside them in fp32 (no bf16 kernels).
 
     Idempotent; ``channels_last`` also converts the weights (student and teacher) to NHWC memory format.
     Returns the detector.
@@ -79,6 +112,7 @@ def enable_mixed_precision(detector: torch.nn.Module, dtype: str = "bfloat16",
     for part in parts:
         if getattr(part, "_ld_mixed_precision", None):
             continue
+        keep_fp32(part, device_type)
         part.extract_feat = _autocast_outputs(part.extract_feat, device_type, cast)
         part.bbox_head.forward = _autocast_outputs(part.bbox_head.forward, device_type, cast)
         part._ld_mixed_precision = dtype
