@@ -171,3 +171,24 @@ def test_slurm_profile_runs_the_tiny_table_dag(tmp_path):
     assert "check_data" not in jobs  # a local rule, and not needed for the synthetic data
     results = tmp_path / "wd" / "results"
     assert (results / "tables" / "table1.csv").is_file() and (results / "scorecard.csv").is_file()
+
+
+@pytest.mark.slow
+def test_rehearsal_table1_through_the_stub_slurm(tmp_path):
+    """The paper-scale rehearsal's Table 1 (imported released-format teacher, 3 students at 1333x800, 2
+    iterations each) submitted through the SLURM profile to the stub sbatch (one job at a time: about 5 min)."""
+    work = tmp_path / "wd"
+    work.mkdir()
+    gen = subprocess.run([sys.executable, "-m", "ld_core", "rehearsal-data", "--out", "rehearsal/inputs"], cwd=work,
+                         capture_output=True, text=True, timeout=600)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    proc, subs, _ = run_with_stubs(tmp_path, "--configfile", str(ROOT / "configs" / "rehearsal.yaml"),
+                                   "--config", "tables=[table1]")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = by_rule(subs)
+    assert sorted(jobs) == ["evaluate", "figures", "train"], sorted(jobs)  # the light jobs stayed local
+    assert len(jobs["train"]) == 3 and len(jobs["evaluate"]) == 4  # the teacher is imported, not trained
+    assert all(s["state"] == "COMPLETED" for s in subs)
+    results = work / "rehearsal" / "results"
+    assert (results / "tables" / "table1.csv").is_file() and (results / "scorecard" / "table1.csv").is_file()
+    assert "iterations in" in (results / "runs" / "gfl_r18_ld_r101" / "seed0" / "train.log").read_text()
