@@ -91,9 +91,9 @@ def check_coco(root, expect_train: Optional[int] = COCO_TRAIN, expect_val: Optio
 
 
 def check_user_coco(file):
-    """(problems, summary) of a COCO-format dataset of the user's (a dataset file): both splits, and the same
-    categories in both."""
-    from ..data.user_dataset import coco_classes, load_user_dataset
+    """(problems, summary) of a COCO-format dataset of the user's (a dataset file): both splits; loading the
+    file already checked that both list the same categories (its ``classes``)."""
+    from ..data.user_dataset import load_user_dataset
 
     spec = load_user_dataset(file, "coco")
     problems, summary = [], {}
@@ -102,11 +102,7 @@ def check_user_coco(file):
         problems += found
         if stats is not None:
             summary[split] = stats
-    if len(summary) == 2:
-        try:
-            summary["classes"] = list(coco_classes(spec.train[0], spec.test[0]))
-        except DataError as exc:
-            problems.append(str(exc))
+    summary["classes"] = list(spec.classes)
     return problems, summary
 
 

@@ -88,6 +88,7 @@ class Pipeline:
         rules give them a higher Snakemake priority, so that this table and its scorecard part come first."""
         return set(self.matrix.jobs(self.config["tables"][:1], self.config["seeds"]))
 
+    @cached_property
     def datasets(self) -> set:
         """Matrix dataset names ('coco', 'voc') of the selected runs."""
         return {self.matrix.run(run).dataset for run, _ in self.jobs()}
@@ -96,7 +97,7 @@ class Pipeline:
     def synthetic(self) -> bool:
         """Whether some selected run trains on the generated synthetic data."""
         return (self.scale["data"]["kind"] == "synthetic"
-                and any(name not in self.user_datasets for name in self.datasets()))
+                and any(name not in self.user_datasets for name in self.datasets))
 
     def user_dataset(self, run_id: str):
         """The user's dataset a run trains on instead of its matrix dataset (None: the profile's)."""

@@ -56,7 +56,7 @@ def synthetic_args():
 def datacheck_needs():
     """{'coco': root, 'voc': devkit, 'dataset': file, 'voc-dataset': file} of the user's datasets the selected
     runs train on ({} when every run trains on the synthetic data)."""
-    used = PIPE.datasets()
+    used = PIPE.datasets
     needs = {{"coco": "dataset", "voc": "voc-dataset"}[slot]: spec.path for slot, spec in PIPE.user_datasets.items()}
     if PIPE.scale["data"]["kind"] != "synthetic":
         roots = {"coco": config.get("data_root"), "voc": config.get("voc_root")}
