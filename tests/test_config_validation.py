@@ -117,6 +117,21 @@ def test_undefined_schedule_of_the_selected_scale(project):
     load_pipeline({"scale": "embedded", "tables": ["table1"]}, project)  # the other profiles are not involved
 
 
+def test_unknown_distill_preset_or_constant(project):
+    """A preset a run names must exist in distill.yaml; a preset's keys are distill keys (one line each)."""
+    matrix = project / "configs" / "experiments.yaml"
+    edit_yaml(matrix, lambda d: d["runs"]["atss_r50_ld"]["distill"].update(preset="author"))
+    assert_names(error_of(project), matrix, "runs.atss_r50_ld.distill.preset", "preset 'author' is not defined in",
+                 "distill.yaml (presets: paper, authors)")
+    edit_yaml(matrix, lambda d: d["runs"]["atss_r50_ld"]["distill"].update(preset="authors"))
+    distill = edit_yaml(project / "configs" / "models" / "distill.yaml",
+                        lambda d: d["presets"]["authors"]["atss"].update(vlr_factor=0.15))
+    assert_names(error_of(project), distill, "presets.authors.atss", "unknown key 'vlr_factor'")
+    edit_yaml(distill, lambda d: (d["presets"]["authors"]["atss"].pop("vlr_factor"),
+                                  d["defaults"].update(preset="mine")))
+    assert_names(error_of(project), distill, "defaults.preset", "preset 'mine' is not defined")
+
+
 # ----------------------------------------------------------------------------------------------- claims
 
 
@@ -184,4 +199,4 @@ def test_schemas_know_the_detectors():
     assert tuple(DETECTOR_FILES) == DETECTORS
     assert tuple(s["experiments"]["$defs"]["run"]["properties"]["detector"]["enum"]) == DETECTORS
     assert set(s["scale"]["properties"]["model"]["properties"]["heads"]["properties"]) == set(DETECTORS)
-    assert set(s["distill"]["properties"]["detectors"]["properties"]) == set(DETECTORS)
+    assert set(s["distill"]["$defs"]["per_detector"]["properties"]) == set(DETECTORS)

@@ -180,6 +180,17 @@ def test_render_latex(spec, paper, metric_files):
     assert cells[2][4:] == ["36.5", "36.9", "39.3", "39.8"]
 
 
+def test_rows_below_a_rule_follow_the_papers_rows(spec, paper, metric_files):
+    """Rows the paper does not have (below_rule) come after a second \\midrule, with "--" for the paper."""
+    spec2 = dict(spec, rows=[dict(r) for r in spec["rows"]])
+    spec2["rows"][2]["below_rule"] = True
+    tex = tables.render_latex("table1", spec2, tables.build_table("table1", spec2, tables.load_metrics(metric_files),
+                                                                  paper))
+    body = tex.split("\\midrule\n")
+    assert len(body) == 3 and len(body[1].strip().splitlines()) == 2 and len(body[2].split("\\bottomrule")[0]
+                                                                            .strip().splitlines()) == 1
+
+
 def test_metric_headers():
     assert [tables.metric_header(m) for m in ("AP", "AP50", "AP75", "APs", "APm", "APl", "my_metric")] == [
         "AP", "AP$_{50}$", "AP$_{75}$", "AP$_S$", "AP$_M$", "AP$_L$", "my\\_metric"]

@@ -24,8 +24,8 @@ LD_MODES = ("main", "full")
 _LD_TYPES = {"GFLHead": "LDGFLHead", "DistRetinaHead": "LDDistRetinaHead", "DistFCOSHead": "LDDistFCOSHead",
              "DistATSSHead": "LDDistATSSHead"}
 _PLAIN_TYPES = {**{ld: plain for plain, ld in _LD_TYPES.items()}, "LDHead": "GFLHead"}  # + mmdet's stock LDHead
-LD_HEAD_KEYS = ("loss_ld", "ld_normalize", "box_loss_normalize", "loss_kd", "loss_ld_vlr", "vlr_weighting",
-                "vlr_exclude_pos", "vlr_topk", "vlr_low")
+LD_HEAD_KEYS = ("loss_ld", "ld_normalize", "ld_rows", "box_loss_normalize", "loss_kd", "loss_ld_vlr",
+                "vlr_weighting", "vlr_avg_factor", "vlr_exclude_pos", "vlr_topk", "vlr_low")
 
 
 @lru_cache(maxsize=None)
@@ -61,26 +61,47 @@ def ld_batch_factor(train: Optional[dict]) -> Optional[float]:
     return float(ref) / float(train["batch_size"]) if ref else None
 
 
-def distill_settings(detector: str, distill: dict, train: Optional[dict] = None) -> dict:
-    """The run's ``distill`` mapping completed with the (per-detector) defaults, LD weights per batch applied.
+def kd_class_factor(train: Optional[dict], num_classes: Optional[int]) -> Optional[float]:
+    """``num_classes / kd_reference_classes`` of a profile's ``train`` section (``None`` without a reference).
 
-    ``ld_weight`` (with the reference normalisation) and ``vlr_weight`` are multiplied by
-    :func:`ld_batch_factor` of the profile's ``train`` section here, where they are set.
+    Main KD is the KL *averaged* over the classes (the fork's kd_loss.py), so with 4 classes it is 20x
+    stronger per positive than with COCO's 80, for which the published weight was set.
+    """
+    ref = (train or {}).get("kd_reference_classes")
+    return float(num_classes) / float(ref) if ref and num_classes else None
+
+
+def distill_settings(detector: str, distill: dict, train: Optional[dict] = None,
+                     num_classes: Optional[int] = None) -> dict:
+    """The run's ``distill`` mapping completed with the defaults, the detector's and its preset's keys.
+
+    Merge order: ``defaults`` -> ``detectors.<detector>`` -> ``presets.<preset>.<detector>`` -> the run's
+    keys. ``ld_weight`` (with the reference normalisation) and ``vlr_weight`` are multiplied by
+    :func:`ld_batch_factor`, ``kd_weight`` by :func:`kd_class_factor`, here, where they are set.
     """
     unknown = sorted(set(distill) - DISTILL_KEYS)
     if unknown:
         raise ConfigError(f"unknown distill key(s) {', '.join(unknown)} (known: {', '.join(sorted(DISTILL_KEYS))})")
     spec = distill_defaults()
-    d = {**spec["defaults"], **spec["detectors"].get(detector, {}), **dict(distill)}
+    preset = distill.get("preset", spec["defaults"]["preset"])
+    presets = spec.get("presets") or {}
+    if preset not in presets:
+        raise ConfigError(f"distill.preset '{preset}' is not defined in {MODELS_DIR / 'distill.yaml'} "
+                          f"(presets: {', '.join(presets)})")
+    d = {**spec["defaults"], **spec["detectors"].get(detector, {}), **(presets[preset] or {}).get(detector, {}),
+         **dict(distill)}
     if d["ld"] not in LD_MODES:
         raise ConfigError(f"distill.ld must be one of {', '.join(LD_MODES)}, got '{d['ld']}'")
-    if detector == "fcos" and d["ld"] == "full" and d["vlr_weighting"] != "mask":
-        raise ConfigError("distill.vlr_weighting must be 'mask' for fcos (points have no anchor box)")
+    if detector == "fcos" and d["ld"] == "full" and d["vlr_weighting"] == "max_iou":
+        raise ConfigError("distill.vlr_weighting 'max_iou' is not defined for fcos (points have no anchor box)")
     factor = ld_batch_factor(train)
     if factor is not None:
         if d["ld_normalize"] == "reference":
             d["ld_weight"] = d["ld_weight"] * factor
         d["vlr_weight"] = d["vlr_weight"] * factor
+    kd_factor = kd_class_factor(train, num_classes)
+    if kd_factor is not None:
+        d["kd_weight"] = d["kd_weight"] * kd_factor
     return d
 
 
@@ -89,9 +110,11 @@ def _add_distillation(head: dict, d: dict) -> None:
     head["loss_ld"] = dict(type="LocalizationDistillationLoss", loss_weight=d["ld_weight"], T=d["temperature"],
                            true_kl=d["true_kl"])
     head["ld_normalize"] = d["ld_normalize"]
+    head["ld_rows"] = d["ld_rows"]
     if not d["gt_box_losses"]:  # Individual LD: L_reg and L_DFL disabled (weight 0)
         head["loss_bbox"]["loss_weight"] = 0.0
-        head["loss_dfl"]["loss_weight"] = 0.0
+        if head.get("loss_dfl"):
+            head["loss_dfl"]["loss_weight"] = 0.0
     if d["ld"] == "full":
         if d["kd_weight"]:
             head["loss_kd"] = dict(type="KnowledgeDistillationKLDivLoss", loss_weight=d["kd_weight"],
@@ -100,6 +123,7 @@ def _add_distillation(head: dict, d: dict) -> None:
             head["loss_ld_vlr"] = dict(type="LocalizationDistillationLoss", loss_weight=d["vlr_weight"],
                                        T=d["vlr_temperature"], true_kl=d["true_kl"])
             head["vlr_weighting"] = d["vlr_weighting"]
+            head["vlr_avg_factor"] = d["vlr_avg_factor"]
             if d["vlr_exclude_pos"]:
                 head["vlr_exclude_pos"] = True
 
@@ -134,7 +158,7 @@ def detector_parts(detector: str, num_classes: int, m: dict, *, distribution: bo
     head = merge(head, scale_overrides.get("bbox_head") or {})
     _apply_widths(head, num_classes, m)
     if distill is not None:
-        _add_distillation(head, distill_settings(detector, distill, train))
+        _add_distillation(head, distill_settings(detector, distill, train, num_classes))
     return dict(type=spec["detector"], bbox_head=head, train_cfg=spec["train_cfg"], neck=spec["neck"])
 
 

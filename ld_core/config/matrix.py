@@ -14,7 +14,7 @@ DATASETS = ("coco", "voc")
 RUN_KEYS = {"detector", "backbone", "dataset", "schedule", "seed", "teacher", "distill", "distribution", "notes"}
 TABLE_KEYS = {"caption", "columns", "metrics", "rows", "seeds", "paper_metrics"}
 FIGURE_KEYS = {"baseline", "ld"}
-ROW_KEYS = {"row", "run", "cells"}
+ROW_KEYS = {"row", "run", "cells", "below_rule"}
 
 
 @dataclass(frozen=True)

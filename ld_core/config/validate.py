@@ -220,10 +220,14 @@ def _as_list(value) -> List[Tuple[Optional[int], str]]:
 
 
 def _check_matrix(path: Path, matrix: dict, backbones: dict, backbones_path: Path, scale: dict,
-                  scale_path: Path) -> None:
-    runs, schedules = matrix["runs"], scale["schedules"]
+                  scale_path: Path, distill: dict, distill_path: Path) -> None:
+    runs, schedules, presets = matrix["runs"], scale["schedules"], distill.get("presets") or {}
     for rid, run in runs.items():
         where = f"runs.{rid}"
+        preset = (run.get("distill") or {}).get("preset")
+        if preset is not None and preset not in presets:
+            raise ConfigError(f"{path}: {where}.distill.preset: preset '{preset}' is not defined in "
+                              f"{distill_path} (presets: {_names(presets)})")
         if run["backbone"] not in backbones:
             raise ConfigError(f"{path}: {where}.backbone: backbone '{run['backbone']}' not supported (supported, "
                               f"{backbones_path}: {_names(backbones)})")
@@ -315,7 +319,7 @@ def _check_claims(path: Path, claims: dict, matrix: dict, matrix_path: Path, pap
             key, metric = f"{where}.metrics" + ("" if j is None else f"[{j}]"), metric.strip()
             if metric not in metrics:
                 raise ConfigError(f"{path}: {key}: '{metric}' is not a metric of {tid} (metrics: {_names(metrics)})")
-            for row in [row for _, row in better] + [than]:
+            for row in [] if claim.get("ours_only") else [row for _, row in better] + [than]:
                 if (tid, row, metric) not in paper_cells:
                     raise ConfigError(f"{path}: {key}: the paper ({paper_path}) has no {metric} for row '{row}' "
                                       f"of {tid}")
@@ -358,6 +362,11 @@ def validate_files(cfg: dict, basedir: str | Path) -> None:
     paper_path = Path(cfg["paper_tables"])
     paper_rows = load_paper_csv(paper_path, s)
 
-    _check_matrix(matrix_path, matrix, loaded["backbones"], models / "backbones.yaml", scale, scale_path)
+    preset = loaded["distill"]["defaults"]["preset"]
+    if preset not in (loaded["distill"].get("presets") or {}):
+        raise ConfigError(f"{models / 'distill.yaml'}: defaults.preset: preset '{preset}' is not defined in "
+                          f"`presets` (presets: {_names(loaded['distill'].get('presets') or {})})")
+    _check_matrix(matrix_path, matrix, loaded["backbones"], models / "backbones.yaml", scale, scale_path,
+                  loaded["distill"], models / "distill.yaml")
     paper_cells = _check_paper(paper_path, paper_rows, matrix, matrix_path)
     _check_claims(claims_path, claims, matrix, matrix_path, paper_cells, paper_path)

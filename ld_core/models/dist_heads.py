@@ -4,8 +4,9 @@ The reg conv outputs 4·(reg_max+1) logits per prior (RetinaNet: per anchor, 9 p
 (l, t, r, b) a distribution over the distances 0..reg_max from the prior's centre, in units of the FPN
 stride; the box is decoded by the integral (expectation), as in ``GFLHead``. Each head keeps its own
 label assignment (RetinaNet MaxIoU, FCOS points with regress ranges / centre sampling, ATSS) and its own
-classification (+ centerness) losses; the box losses are GIoU on the decoded boxes plus DFL (0.25), with
-the detector's own weighting and normalisation of its box loss. The only new parameters are those of the
+classification (+ centerness) losses; the box loss is GIoU on the decoded boxes (plus DFL when ``loss_dfl``
+is given; the authors' heads and configs/models/*.yaml have none), with the detector's own weighting and
+normalisation of its box loss. The only new parameters are those of the
 wider reg conv (RetinaNet +1,327,680, FCOS/ATSS +147,520 at 256 channels, 80 classes).
 
 Losses are computed over all levels and images at once on rows in (image, level, prior) order, the one
@@ -15,7 +16,7 @@ are reordered to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,10 +29,9 @@ from mmdet.structures.bbox import distance2bbox
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
-from .ld_terms import batch_anchor_vlr, flatten_rows, level_ids, rows_of_levels
+from .ld_terms import batch_anchor_vlr, build_optional_loss, flatten_rows, level_ids, rows_of_levels
 from .regions import box_centers, points_inside_boxes
 
-DFL = dict(type="DistributionFocalLoss", loss_weight=0.25)
 CENTER_CODER = dict(type="CenterDistanceBBoxCoder")
 
 
@@ -86,16 +86,21 @@ def prior_rows(mlvl_priors: Sequence[Tensor], strides: Sequence, num_imgs: int):
 
 
 class DistributionHeadMixin:
-    """General-distribution box branch: integral decoding, GIoU + DFL box losses, decoding at inference."""
+    """General-distribution box branch: integral decoding, GIoU (+ DFL) box losses, decoding at inference.
+
+    ``loss_dfl``: DFL on the positives' edge distributions, or ``None`` (the default: no DFL and no
+    ``loss_dfl`` key in the losses, as the authors' RetinaNet/FCOS/ATSS distribution heads).
+    """
 
     accepts_teacher = False
     fixed_options: dict = {}  # options of the stock head a distribution head fixes (given values are overridden)
 
-    def __init__(self, *args, reg_max: int = 16, loss_dfl: dict = DFL, bbox_coder: dict = CENTER_CODER, **kwargs):
+    def __init__(self, *args, reg_max: int = 16, loss_dfl: Optional[dict] = None, bbox_coder: dict = CENTER_CODER,
+                 **kwargs):
         self.reg_max = reg_max  # before the stock __init__, which builds the layers (box_channels needs it)
         super().__init__(*args, bbox_coder=bbox_coder, **{**kwargs, **self.fixed_options})
         self.integral = Integral(self.reg_max)
-        self.loss_dfl = MODELS.build(loss_dfl)
+        self.loss_dfl = build_optional_loss(loss_dfl)
 
     @property
     def box_channels(self) -> int:
@@ -112,6 +117,12 @@ class DistributionHeadMixin:
             out.append(dist.permute(0, 3, 1, 2).contiguous())
         return out
 
+    def box_terms(self, losses: dict) -> dict:
+        """The losses dict without ``loss_dfl`` when the head has no DFL."""
+        if self.loss_dfl is None:
+            losses.pop("loss_dfl", None)
+        return losses
+
     def predict_by_feat(self, cls_scores, bbox_preds, score_factors=None, batch_img_metas=None, cfg=None,
                         rescale=False, with_nms=True):
         """Decode the distributions to distances, then the stock post-processing (score filter, NMS)."""
@@ -121,7 +132,8 @@ class DistributionHeadMixin:
     def box_losses(self, rows: Rows, pos_inds: Tensor, weight: Tensor, avg_factor: float):
         """GIoU on the integral-decoded positives and DFL on their edge distributions (stride units).
 
-        Both are weighted by ``weight`` (per positive) and divided by ``avg_factor`` (DFL: 4·avg_factor).
+        Both are weighted by ``weight`` (per positive) and divided by ``avg_factor`` (DFL: 4·avg_factor);
+        the DFL is ``None`` when the head has none.
         """
         strides = rows.strides[pos_inds][:, None]
         centers = rows.centers[pos_inds] / strides
@@ -129,6 +141,8 @@ class DistributionHeadMixin:
         pred = rows.bbox_pred[pos_inds]
         decoded = distance2bbox(centers, self.integral(pred))
         loss_bbox = self.loss_bbox(decoded, targets, weight=weight, avg_factor=avg_factor)
+        if self.loss_dfl is None:
+            return loss_bbox, None
         target_corners = self.bbox_coder.encode(centers, targets, self.reg_max).reshape(-1)
         loss_dfl = self.loss_dfl(pred.reshape(-1, self.reg_max + 1), target_corners,
                                  weight=weight[:, None].expand(-1, 4).reshape(-1), avg_factor=4.0 * avg_factor)
@@ -144,7 +158,7 @@ class DistributionHeadMixin:
 class DistRetinaHead(DistributionHeadMixin, RetinaHead):
     """RetinaHead with a general-distribution box branch (9 anchors × 4·(reg_max+1) reg outputs).
 
-    MaxIoU assignment and focal loss as stock; GIoU (weight 2, the authors' config) and DFL (0.25) on the
+    MaxIoU assignment and focal loss as stock; GIoU (weight 2, the authors' config; + DFL if configured) on the
     positives, each divided by the number of positives like RetinaNet's box loss.
     """
 
@@ -185,7 +199,7 @@ class DistRetinaHead(DistributionHeadMixin, RetinaHead):
             loss_bbox, loss_dfl = self.box_losses(rows, pos_inds, weight, avg_factor)
         else:
             loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl)
+        return self.box_terms(dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl))
 
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                      batch_gt_instances_ignore=None) -> dict:
@@ -208,7 +222,7 @@ class CenternessLossByFeat:
 class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
     """ATSSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, same Scale per level).
 
-    ATSS assignment, focal and centerness losses as stock; GIoU (weight 2) and DFL (0.25) on the positives
+    ATSS assignment, focal and centerness losses as stock; GIoU (weight 2; + DFL if configured) on the positives
     weighted by the centerness targets and divided by their sum, like ATSS's box loss.
     """
 
@@ -254,7 +268,8 @@ class DistATSSHead(CenternessLossByFeat, DistributionHeadMixin, ATSSHead):
         else:
             loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
             loss_centerness = rows.extra["centerness"].sum() * 0
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
+        return self.box_terms(dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl,
+                                   loss_centerness=loss_centerness))
 
 
 @MODELS.register_module()
@@ -262,7 +277,7 @@ class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
     """FCOSHead with a general-distribution box branch (4·(reg_max+1) reg outputs, learnable Scale on logits).
 
     FCOS points, regress ranges and (optional) centre sampling, focal and centerness losses as stock; GIoU
-    and DFL (0.25) on the positives weighted by the centerness targets and divided by their sum, like
+    (+ DFL if configured) on the positives weighted by the centerness targets and divided by their sum, like
     FCOS's box loss. Targets are always in stride units (``norm_on_bbox`` has no meaning here).
     """
 
@@ -307,7 +322,8 @@ class DistFCOSHead(CenternessLossByFeat, DistributionHeadMixin, FCOSHead):
         else:
             loss_bbox = loss_dfl = rows.bbox_pred.sum() * 0
             loss_centerness = rows.extra["centerness"].sum() * 0
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl, loss_centerness=loss_centerness)
+        return self.box_terms(dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl,
+                                   loss_centerness=loss_centerness))
 
     def vlr_rows(self, rows: Rows, batch_gt_instances, topk: int = 9, low: float = 0.25,
                  weighting: str = "mask") -> Tensor:

@@ -1,13 +1,11 @@
 """LD variants of the distribution heads: GT losses + Main LD (+ Main KD, VLR LD) from a teacher's outputs."""
 from __future__ import annotations
 
-from typing import Optional
-
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 
 from .dist_heads import DistATSSHead, DistFCOSHead, DistRetinaHead
-from .ld_terms import MAIN_LD, LDTermsMixin
+from .ld_terms import LDTermsMixin, pop_ld_term_kwargs
 
 
 class LDDistMixin(LDTermsMixin):
@@ -17,13 +15,10 @@ class LDDistMixin(LDTermsMixin):
     (a bare list of box maps is accepted when Main KD is off).
     """
 
-    def __init__(self, *args, loss_ld: Optional[dict] = MAIN_LD, loss_kd: Optional[dict] = None,
-                 loss_ld_vlr: Optional[dict] = None, ld_normalize: str = "reference", vlr_weighting: str = "mask",
-                 vlr_exclude_pos: bool = False, vlr_topk: int = 9, vlr_low: float = 0.25, **kwargs):
+    def __init__(self, *args, **kwargs):
+        ld_kwargs = pop_ld_term_kwargs(kwargs)
         super().__init__(*args, **kwargs)
-        self._init_ld_terms(loss_ld=loss_ld, loss_kd=loss_kd, loss_ld_vlr=loss_ld_vlr, ld_normalize=ld_normalize,
-                            vlr_weighting=vlr_weighting, vlr_exclude_pos=vlr_exclude_pos, vlr_topk=vlr_topk,
-                            vlr_low=vlr_low)
+        self._init_ld_terms(**ld_kwargs)
 
     def loss(self, x, teacher_outs, batch_data_samples) -> dict:
         """Forward the student head on ``x``; GT losses plus the enabled LD terms against ``teacher_outs``."""
@@ -40,7 +35,7 @@ class LDDistMixin(LDTermsMixin):
             cls_score=rows.cls_score, bbox_pred=rows.bbox_pred, teacher_outs=teacher_outs,
             pos_inds=rows.pos_inds(self.num_classes), levels=rows.levels, num_levels=len(rows.mlvl_priors),
             vlr_weights=lambda: self.vlr_rows(rows, batch_gt_instances, self.vlr_topk, self.vlr_low,
-                                              self.vlr_weighting)))
+                                              self.vlr_region_weighting)))
         return losses
 
 
@@ -56,10 +51,11 @@ class LDDistATSSHead(LDDistMixin, DistATSSHead):
 
 @MODELS.register_module()
 class LDDistFCOSHead(LDDistMixin, DistFCOSHead):
-    """:class:`DistFCOSHead` trained with LD; its VLR is the non-positive points inside a GT box (a mask)."""
+    """:class:`DistFCOSHead` trained with LD; its VLR is the non-positive points inside a GT box (a mask, or
+    the student's score there: the fork's FCOS)."""
 
     def __init__(self, *args, vlr_weighting: str = "mask", **kwargs):
-        if vlr_weighting != "mask":
-            raise ValueError(f"FCOS points have no anchor box to weight the VLR by IoU: vlr_weighting must be "
-                             f"'mask', got {vlr_weighting!r}")
+        if vlr_weighting == "max_iou":
+            raise ValueError("FCOS points have no anchor box to weight the VLR by IoU: vlr_weighting must be "
+                             "'mask' or 'student_score', got 'max_iou'")
         super().__init__(*args, vlr_weighting=vlr_weighting, **kwargs)

@@ -12,7 +12,8 @@ from mmdet.utils import reduce_mean
 from torch import Tensor
 
 from .batched_atss import BatchedATSSTargetsMixin
-from .ld_terms import MAIN_LD, LDTermsMixin, batch_anchor_vlr, flatten_rows, level_ids, split_teacher_outputs
+from .ld_terms import (LDTermsMixin, batch_anchor_vlr, flatten_rows, level_ids, pop_ld_term_kwargs,
+                       split_teacher_outputs)
 
 BOX_NORMALIZATIONS = ("gfl", "ldhead")
 
@@ -33,21 +34,17 @@ class LDGFLHead(BatchedATSSTargetsMixin, LDTermsMixin, GFLHead):
         box_loss_normalize: divisor of L_reg and L_DFL, the summed quality weights of the positives:
             'gfl' clamps it at 1 like ``GFLHead`` (so an LD student's GT losses equal the baseline's);
             'ldhead' adds 1e-6 instead, like mmdet's stock ``LDHead``.
-        loss_kd, loss_ld_vlr, vlr_weighting, vlr_exclude_pos, vlr_topk, vlr_low: Main KD and VLR LD, off by
-            default (see :class:`~ld_core.models.ld_terms.LDTermsMixin`).
+        ld_rows, loss_kd, loss_ld_vlr, vlr_*: Main KD and VLR LD (off by default) and the other LD-term
+            options of :class:`~ld_core.models.ld_terms.LDTermsMixin`.
     """
 
-    def __init__(self, *args, loss_ld: Optional[dict] = MAIN_LD, ld_normalize: str = "reference",
-                 box_loss_normalize: str = "gfl", loss_kd: Optional[dict] = None, loss_ld_vlr: Optional[dict] = None,
-                 vlr_weighting: str = "mask", vlr_exclude_pos: bool = False, vlr_topk: int = 9,
-                 vlr_low: float = 0.25, **kwargs):
+    def __init__(self, *args, box_loss_normalize: str = "gfl", **kwargs):
+        ld_kwargs = pop_ld_term_kwargs(kwargs)
         super().__init__(*args, **kwargs)
         if box_loss_normalize not in BOX_NORMALIZATIONS:
             raise ValueError(f"box_loss_normalize must be one of {BOX_NORMALIZATIONS}, got {box_loss_normalize!r}")
         self.box_loss_normalize = box_loss_normalize
-        self._init_ld_terms(loss_ld=loss_ld, loss_kd=loss_kd, loss_ld_vlr=loss_ld_vlr, ld_normalize=ld_normalize,
-                            vlr_weighting=vlr_weighting, vlr_exclude_pos=vlr_exclude_pos, vlr_topk=vlr_topk,
-                            vlr_low=vlr_low)
+        self._init_ld_terms(**ld_kwargs)
 
     def loss(self, x: Sequence[Tensor], teacher_outs, batch_data_samples) -> dict:
         """Forward the student head on ``x``; GT losses plus LD against the teacher head's outputs.
@@ -122,5 +119,5 @@ class LDGFLHead(BatchedATSSTargetsMixin, LDTermsMixin, GFLHead):
             cls_score=cls_score, bbox_pred=bbox_pred, teacher_outs=teacher_outs, pos_inds=pos_inds,
             levels=level_ids(num_level, num_imgs, device=device), num_levels=len(num_level),
             vlr_weights=lambda: batch_anchor_vlr(mlvl_anchors, batch_gt_instances, self.vlr_topk, self.vlr_low,
-                                                 self.vlr_weighting).reshape(-1)))
+                                                 self.vlr_region_weighting).reshape(-1)))
         return losses

@@ -16,8 +16,17 @@ from torch import Tensor
 from .regions import VLR_WEIGHTINGS, vlr_region
 
 LD_NORMALIZATIONS = ("reference", "per_positive")
+LD_ROWS = ("edge", "anchor")
+VLR_TERM_WEIGHTINGS = VLR_WEIGHTINGS + ("student_score",)
 MAIN_LD = dict(type="LocalizationDistillationLoss", loss_weight=0.25, T=10)
-VLR_EDGES_AVG = 16.0  # the reference divides the VLR LD sum by 16 (where Main LD uses 4)
+# The keyword arguments of LDTermsMixin._init_ld_terms, which every LD head takes.
+LD_TERM_KEYS = ("loss_ld", "loss_kd", "loss_ld_vlr", "ld_normalize", "ld_rows", "vlr_weighting", "vlr_avg_factor",
+                "vlr_exclude_pos", "vlr_topk", "vlr_low")
+
+
+def pop_ld_term_kwargs(kwargs: dict) -> dict:
+    """Remove and return the LD-term keyword arguments of a head's ``__init__`` kwargs."""
+    return {key: kwargs.pop(key) for key in LD_TERM_KEYS if key in kwargs}
 
 
 def build_optional_loss(cfg: Optional[dict]):
@@ -79,7 +88,12 @@ class LDTermsMixin:
             positives, averaged per FPN level over that level's positives, then summed over levels.
         loss_ld_vlr: VLR LD (``LocalizationDistillationLoss``) on the valuable localization region, each
             edge weighted by the region weight; the sum is divided by 16.
-        vlr_weighting: 'mask' (0/1, the paper) or 'max_iou' (the authors' fork).
+        ld_rows: 'edge' (a softmax over the reg_max + 1 bins of each box edge) or 'anchor' (one softmax over
+            all 4·(reg_max + 1) box logits of a prior, weighted once: the fork's RetinaNet LD).
+        vlr_weighting: 'mask' (0/1, the paper), 'max_iou' (the anchor's IoU with the GT of its region: the
+            authors' fork) or 'student_score' (the student's detached max class score inside the region: the
+            fork's FCOS).
+        vlr_avg_factor: the weighted VLR LD sum is divided by it (the fork: 16 for GFocal, 4 elsewhere).
         vlr_exclude_pos: drop the positives from the VLR (the fork's RetinaNet head does; its GFocal does not).
         vlr_topk / vlr_low: ATSS top-k per level and the lower bound factor of the region (9, 0.25).
     """
@@ -87,18 +101,24 @@ class LDTermsMixin:
     accepts_teacher = True
 
     def _init_ld_terms(self, loss_ld: Optional[dict] = MAIN_LD, loss_kd: Optional[dict] = None,
-                       loss_ld_vlr: Optional[dict] = None, ld_normalize: str = "reference",
-                       vlr_weighting: str = "mask", vlr_exclude_pos: bool = False, vlr_topk: int = 9,
-                       vlr_low: float = 0.25) -> None:
+                       loss_ld_vlr: Optional[dict] = None, ld_normalize: str = "reference", ld_rows: str = "edge",
+                       vlr_weighting: str = "mask", vlr_avg_factor: float = 16.0, vlr_exclude_pos: bool = False,
+                       vlr_topk: int = 9, vlr_low: float = 0.25) -> None:
         if ld_normalize not in LD_NORMALIZATIONS:
             raise ValueError(f"ld_normalize must be one of {LD_NORMALIZATIONS}, got {ld_normalize!r}")
-        if vlr_weighting not in VLR_WEIGHTINGS:
-            raise ValueError(f"vlr_weighting must be one of {VLR_WEIGHTINGS}, got {vlr_weighting!r}")
+        if ld_rows not in LD_ROWS:
+            raise ValueError(f"ld_rows must be one of {LD_ROWS}, got {ld_rows!r}")
+        if vlr_weighting not in VLR_TERM_WEIGHTINGS:
+            raise ValueError(f"vlr_weighting must be one of {VLR_TERM_WEIGHTINGS}, got {vlr_weighting!r}")
+        if float(vlr_avg_factor) <= 0:
+            raise ValueError(f"vlr_avg_factor must be positive, got {vlr_avg_factor!r}")
         self.loss_ld = build_optional_loss(loss_ld)
         self.loss_kd = build_optional_loss(loss_kd)
         self.loss_ld_vlr = build_optional_loss(loss_ld_vlr)
         self.ld_normalize = ld_normalize
+        self.ld_rows = ld_rows
         self.vlr_weighting = vlr_weighting
+        self.vlr_avg_factor = float(vlr_avg_factor)
         self.vlr_exclude_pos = bool(vlr_exclude_pos)
         self.vlr_topk = int(vlr_topk)
         self.vlr_low = float(vlr_low)
@@ -108,12 +128,17 @@ class LDTermsMixin:
         """Main LD over the positive rows (reference normalisation: weighted sum / 4)."""
         if len(pos_inds) == 0:
             return bbox_pred.sum() * 0
-        n_bins = self.reg_max + 1
         score = cls_score.detach().sigmoid().max(dim=1)[0][pos_inds]
-        edge_weights = score[:, None].expand(-1, 4).reshape(-1)
         avg = 4.0 if self.ld_normalize == "reference" else 4.0 * max(float(num_pos), 1.0)
-        return self.loss_ld(bbox_pred[pos_inds].reshape(-1, n_bins), teacher_bbox[pos_inds].reshape(-1, n_bins),
-                            weight=edge_weights, avg_factor=avg)
+        return self._ld_on_rows(self.loss_ld, bbox_pred[pos_inds], teacher_bbox[pos_inds], score, avg)
+
+    def _ld_on_rows(self, loss, bbox_pred: Tensor, teacher_bbox: Tensor, row_weights: Tensor, avg: float) -> Tensor:
+        """An LD loss on (R, 4·(reg_max+1)) box logits: per edge (each edge weighted by its row's weight) or,
+        with ``ld_rows='anchor'``, one distribution per row."""
+        n = self.reg_max + 1 if self.ld_rows == "edge" else 4 * (self.reg_max + 1)
+        per_row = bbox_pred.size(1) // n
+        weights = row_weights[:, None].expand(-1, per_row).reshape(-1)
+        return loss(bbox_pred.reshape(-1, n), teacher_bbox.reshape(-1, n), weight=weights, avg_factor=avg)
 
     def main_kd_loss(self, cls_score: Tensor, teacher_cls: Tensor, pos_inds: Tensor, levels: Tensor,
                      num_levels: int) -> Tensor:
@@ -126,21 +151,25 @@ class LDTermsMixin:
                             avg_factor=1.0)
 
     def vlr_ld_loss(self, bbox_pred: Tensor, teacher_bbox: Tensor, vlr_weights: Tensor) -> Tensor:
-        """VLR LD over the rows with a positive region weight (weighted sum / 16)."""
+        """VLR LD over the rows with a positive region weight (weighted sum / ``vlr_avg_factor``)."""
         rows = (vlr_weights > 0).nonzero().squeeze(1)
         if len(rows) == 0:
             return bbox_pred.sum() * 0
-        n_bins = self.reg_max + 1
-        edge_weights = vlr_weights[rows][:, None].expand(-1, 4).reshape(-1)
-        return self.loss_ld_vlr(bbox_pred[rows].reshape(-1, n_bins), teacher_bbox[rows].reshape(-1, n_bins),
-                                weight=edge_weights, avg_factor=VLR_EDGES_AVG)
+        return self._ld_on_rows(self.loss_ld_vlr, bbox_pred[rows], teacher_bbox[rows], vlr_weights[rows],
+                                self.vlr_avg_factor)
+
+    @property
+    def vlr_region_weighting(self) -> str:
+        """The weighting a head's region function gives (``student_score`` multiplies a 0/1 mask)."""
+        return "mask" if self.vlr_weighting == "student_score" else self.vlr_weighting
 
     def distillation_losses(self, *, cls_score: Tensor, bbox_pred: Tensor, teacher_outs, pos_inds: Tensor,
                             levels: Tensor, num_levels: int, vlr_weights=None) -> dict:
         """The enabled LD terms on the student's rows and the teacher's per-level maps (flattened alike).
 
-        ``vlr_weights`` is a zero-argument callable giving the (rows,) region weights (computed only when
-        VLR LD is on); positives are zeroed there when ``vlr_exclude_pos`` is set.
+        ``vlr_weights`` is a zero-argument callable giving the (rows,) region weights of
+        :attr:`vlr_region_weighting` (computed only when VLR LD is on); positives are zeroed there when
+        ``vlr_exclude_pos`` is set, and multiplied by the student's max class score for 'student_score'.
         """
         teacher_cls, teacher_bbox = split_teacher_outputs(teacher_outs)
         losses = {}
@@ -159,6 +188,8 @@ class LDTermsMixin:
             losses["loss_kd"] = self.main_kd_loss(cls_score, t_cls, pos_inds, levels, num_levels)
         if self.loss_ld_vlr is not None:
             weights = vlr_weights()
+            if self.vlr_weighting == "student_score":
+                weights = weights * cls_score.detach().sigmoid().max(dim=1)[0]
             if self.vlr_exclude_pos and len(pos_inds):
                 weights = weights.clone()
                 weights[pos_inds] = 0

@@ -44,6 +44,8 @@ def bars_png(table_id: str, comparisons: Sequence[dict]) -> bytes:
                yerr=None if err is None or np.isnan(err).all() else np.nan_to_num(err, nan=0.0), capsize=3,
                error_kw={"elinewidth": 1})
         for xi, v in zip(x, paper):
+            if not np.isfinite(v):  # a row the paper does not have
+                continue
             ax.annotate(f"{v:+.1f}", (xi - w / 2, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
         for xi, v, l_, h_, c in zip(x, ours, lo, hi, part):  # above the error bar
             y = (h_ if np.isfinite(h_) else v) if v >= 0 else (l_ if np.isfinite(l_) else v)
@@ -55,7 +57,8 @@ def bars_png(table_id: str, comparisons: Sequence[dict]) -> bytes:
                            ha="right" if len(part) > 3 else "center", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-        values = np.concatenate([paper, ours, lo[np.isfinite(lo)], hi[np.isfinite(hi)], [0.0]])
+        values = np.concatenate([paper[np.isfinite(paper)], ours[np.isfinite(ours)], lo[np.isfinite(lo)],
+                                 hi[np.isfinite(hi)], [0.0]])
         span = float(values.max() - values.min()) or 1.0
         ax.set_ylim(values.min() - 0.2 * span, values.max() + 0.25 * span)
     for ax in axes[len(metrics):]:

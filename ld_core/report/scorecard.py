@@ -31,7 +31,9 @@ two-sided 95 % Student-t interval (:mod:`ld_core.report.stats`). ``holds`` is
 ``margin`` is the smallest mean difference over the claim's comparisons; ``weakest`` names the comparison
 with the lowest interval bound, and ``n``, ``ci_lo``, ``ci_hi`` are its number of seeds and interval.
 ``holds_in_paper`` is the point comparison ``paper(b) - paper(than) > 0`` (``>= 0`` with ``allow_equal``)
-on the paper's numbers (every claim of ``configs/claims.yaml`` must pass it).
+on the paper's numbers (every claim of ``configs/claims.yaml`` must pass it); a claim with ``ours_only: true``
+compares rows this reproduction adds (Table 3's distribution heads without a teacher) and gets
+``holds_in_paper = "not in the paper"``.
 
 Outputs
 -------
@@ -65,7 +67,8 @@ from .tables import TIDY_COLUMNS, load_paper_values, read_csv_text
 
 NOT_RUN = "not run"
 ONE_SEED = "one seed"
-CLAIM_KEYS = ("id", "table", "text", "better", "than", "metrics", "allow_equal")
+NOT_IN_PAPER = "not in the paper"
+CLAIM_KEYS = ("id", "table", "text", "better", "than", "metrics", "allow_equal", "ours_only")
 CLAIM_REQUIRED = ("id", "table", "text", "better", "than", "metrics")
 CELL_COLUMNS = ["kind", "table", "row", "metric", "run", "paper", "reproduced", "reproduced_std", "n_seeds",
                 "delta", "per_seed", "status"]
@@ -142,8 +145,11 @@ def load_claims(path) -> List[dict]:
         allow_equal = item.get("allow_equal", False)
         if not isinstance(allow_equal, bool):
             raise ConfigError(f"{path}: {label}: 'allow_equal' must be true or false, got {allow_equal!r}")
+        ours_only = item.get("ours_only", False)
+        if not isinstance(ours_only, bool):
+            raise ConfigError(f"{path}: {label}: 'ours_only' must be true or false, got {ours_only!r}")
         claims.append({"id": cid, "table": table, "text": " ".join(item["text"].split()), "better": better,
-                       "than": than, "metrics": metrics, "allow_equal": allow_equal})
+                       "than": than, "metrics": metrics, "allow_equal": allow_equal, "ours_only": ours_only})
     return claims
 
 
@@ -152,6 +158,8 @@ def check_claims_against_paper(claims: Sequence[dict], paper: pd.DataFrame, clai
     cells = {(f"table{t}", r, m) for t, r, m in zip(paper["table"], paper["row"], paper["metric"])}
     rows = {(f"table{t}", r) for t, r in zip(paper["table"], paper["row"])}
     for claim in claims:
+        if claim.get("ours_only"):  # about rows this reproduction adds: the paper has none of them
+            continue
         for row in list(claim["better"]) + [claim["than"]]:
             if (claim["table"], row) not in rows:
                 known = sorted({r for t, r in rows if t == claim["table"]})
@@ -354,7 +362,8 @@ def build_scorecard(table_csvs, claims_path, paper_csv,
     paper_frame = cells[["table", "row", "metric", "paper"]]
     records, differences = [], {}
     for claim in claims:
-        on_paper = evaluate_claim(claim, paper_frame, column="paper")
+        on_paper = (dict(holds=NOT_IN_PAPER, margin=math.nan, comparisons=[]) if claim.get("ours_only")
+                    else evaluate_claim(claim, paper_frame, column="paper"))
         reproduced = evaluate_claim(claim, combined, column="reproduced")
         rec = {"kind": "claim", **reproduced, "holds_in_paper": on_paper["holds"], "paper_margin": on_paper["margin"]}
         records.append(rec)
@@ -362,7 +371,7 @@ def build_scorecard(table_csvs, claims_path, paper_csv,
             paper_diff = {(c["label"], c["metric"]): c["diff"] for c in on_paper["comparisons"]}
             for c in reproduced["comparisons"]:
                 differences.setdefault(claim["table"], {})[(c["label"], c["metric"])] = dict(
-                    c, paper=paper_diff[(c["label"], c["metric"])])
+                    c, paper=paper_diff.get((c["label"], c["metric"]), math.nan))
     if figures_json is not None:
         records.append(evaluate_figure2(figures_json))
     claims_df = pd.DataFrame(records, columns=CLAIM_COLUMNS)

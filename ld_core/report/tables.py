@@ -318,7 +318,11 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
     sub = lead + ["Paper", "Ours"] * len(metrics)
     lines.append(" & ".join(sub) + " \\\\")
     lines.append("\\midrule")
+    below = False
     for row in table_spec["rows"]:
+        if row.get("below_rule") and not below:  # rows the paper does not have, after its own
+            lines.append("\\midrule")
+            below = True
         body = [_latex_escape(row["row"])] if show_ids else [str(c) for c in row.get("cells") or []]
         for m in metrics:
             rec = cells.get((row["row"], m))
