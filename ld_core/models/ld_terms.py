@@ -87,7 +87,7 @@ class LDTermsMixin:
         loss_kd: Main KD (``KnowledgeDistillationKLDivLoss``: softmax KD over the class logits) on the
             positives, averaged per FPN level over that level's positives, then summed over levels.
         loss_ld_vlr: VLR LD (``LocalizationDistillationLoss``) on the valuable localization region, each
-            edge weighted by the region weight; the sum is divided by 16.
+            edge weighted by the region weight; the sum is divided by ``vlr_avg_factor``.
         ld_rows: 'edge' (a softmax over the reg_max + 1 bins of each box edge) or 'anchor' (one softmax over
             all 4·(reg_max + 1) box logits of a prior, weighted once: the fork's RetinaNet LD).
         vlr_weighting: 'mask' (0/1, the paper), 'max_iou' (the anchor's IoU with the GT of its region: the
