@@ -66,21 +66,23 @@ def test_teacher_is_wrapped_too_and_wrapping_is_idempotent(teacher_files):
     assert ld.dtype == torch.float32 and float(ld) > 0
 
 
-def test_hook_enables_it_for_training_only_and_rejects_unknown_dtypes(teacher_files):
+def test_hook_enables_it_for_training_only_and_rejects_unknown_dtypes(teacher_files, monkeypatch):
+    """Where bf16 is native (faked here, so that the test does not depend on the CPU it runs on)."""
     from types import SimpleNamespace
 
-    from ld_core.engine import MixedPrecisionHook
+    from ld_core.engine import mixed_precision
     from ld_core.errors import ConfigError
 
     cfg_path, ckpt, _ = teacher_files
     model = build_distiller(cfg_path, ckpt)
     messages = []
     runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=messages.append))
-    MixedPrecisionHook().before_train(runner)
+    monkeypatch.setattr(mixed_precision, "fast_bf16", lambda device_type: True)
+    mixed_precision.MixedPrecisionHook().before_train(runner)
     assert model._ld_mixed_precision == "bfloat16" and model.teacher._ld_mixed_precision == "bfloat16"
     assert "bfloat16" in messages[0]
     with pytest.raises(ConfigError, match="float16"):
-        MixedPrecisionHook(dtype="float16")
+        mixed_precision.MixedPrecisionHook(dtype="float16")
 
 
 def test_hook_stays_fp32_where_bf16_is_not_native(teacher_files, monkeypatch):

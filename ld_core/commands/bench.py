@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from ..config.detectors import LD_HEAD_KEYS
 from ..errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,13 @@ def stock_config(ours: dict) -> dict:
     cfg.pop("student_type", None)
     head = cfg["bbox_head"]
     ld = head.pop("loss_ld")
-    head.pop("ld_normalize", None)  # stock LDHead divides the LD sum by 4 only, i.e. 'reference'
-    head.pop("box_loss_normalize", None)
+    if head.get("loss_kd") or head.get("loss_ld_vlr"):
+        raise ConfigError("stock LDHead has Main LD only; the benchmark needs a distill: main student")
+    if head.get("ld_rows", "edge") != "edge":
+        raise ConfigError("stock LDHead has one softmax per box edge; the benchmark needs ld_rows: edge")
+    for key in LD_HEAD_KEYS:  # stock LDHead divides the LD sum by 4 only ('reference'); Main LD only
+        if key != "loss_ld":
+            head.pop(key, None)
     head.update(type="LDHead", loss_ld=dict(type="KnowledgeDistillationKLDivLoss", loss_weight=ld["loss_weight"],
                                             T=ld["T"]))
     if ld.get("true_kl"):
