@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ld-repro-complete
 SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: reproduce test test-slow rehearse env dag clean
+.PHONY: reproduce test test-slow rehearse rehearse-slurm env dag clean
 
 reproduce: $(STAMP)  ## run the whole DAG on the embedded default
 	$(SNAKEMAKE) --cores all
@@ -19,6 +19,16 @@ rehearse: $(STAMP)  ## every run of Tables 1-4 at the paper profile, capped at 2
 	rm -rf rehearsal
 	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
 	$(SNAKEMAKE) --cores all --keep-going --configfile configs/rehearsal.yaml
+
+# The same rehearsal submitted through workflow/profiles/slurm to the fake SLURM of tests/stubs: each stub sbatch
+# runs its job on this machine; Snakemake submits from as many threads as there are cores, so as many 1-thread
+# jobs run at once as `make rehearse` runs. Submissions and their states: rehearsal/slurm/sbatch.jsonl.
+rehearse-slurm: $(STAMP)  ## `make rehearse` through the SLURM profile, against the stub sbatch/sacct
+	rm -rf rehearsal
+	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
+	PATH="$(CURDIR)/tests/stubs:$$PATH" STUB_SLURM_DIR="$(CURDIR)/rehearsal/slurm" STUB_SLURM_PYTHON="$(PY)" \
+	  $(SNAKEMAKE) --profile workflow/profiles/slurm --latency-wait 5 --seconds-between-status-checks 1 \
+	  --slurm-init-seconds-before-status-checks 1 --configfile configs/rehearsal.yaml
 
 env: $(STAMP)
 

@@ -200,3 +200,17 @@ def test_schemas_know_the_detectors():
     assert tuple(s["experiments"]["$defs"]["run"]["properties"]["detector"]["enum"]) == DETECTORS
     assert set(s["scale"]["properties"]["model"]["properties"]["heads"]["properties"]) == set(DETECTORS)
     assert set(s["distill"]["$defs"]["per_detector"]["properties"]) == set(DETECTORS)
+
+
+def test_rehearsal_config_validates_on_top_of_the_defaults():
+    """`make rehearse` / `make rehearse-slurm` stack configs/rehearsal.yaml on config.yaml (--configfile)."""
+    from ld_core.config.pipeline import validate_config
+
+    merged = yaml.safe_load((ROOT / "configs" / "config.yaml").read_text())
+    merged.update(yaml.safe_load((ROOT / "configs" / "rehearsal.yaml").read_text()))
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = validate_config(merged, schema, "configs/rehearsal.yaml")
+    assert cfg["scale"] == "paper" and cfg["rehearsal"]["train_iters"] == 2
+    merged["rehearsal"] = dict(merged["rehearsal"], train_iters="2")
+    with pytest.raises(ConfigError, match="rehearsal.train_iters"):
+        validate_config(merged, schema, "configs/rehearsal.yaml")
