@@ -15,17 +15,17 @@ test: $(STAMP)  ## the default test suite (unit tests, dry run, a tiny real DAG)
 test-slow: $(STAMP)  ## end-to-end tests that take minutes
 	$(PY) -m pytest -m slow
 
+REHEARSAL_INPUTS := rm -rf rehearsal && $(PY) -m ld_core rehearsal-data --out rehearsal/inputs
+
 rehearse: $(STAMP)  ## every run of Tables 1-4 at the paper profile, capped at 2 iterations, on generated inputs
-	rm -rf rehearsal
-	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
+	$(REHEARSAL_INPUTS)
 	$(SNAKEMAKE) --cores all --keep-going --configfile configs/rehearsal.yaml
 
 # The same rehearsal submitted through workflow/profiles/slurm to the fake SLURM of tests/stubs: each stub sbatch
-# runs its job on this machine; Snakemake submits from as many threads as there are cores, so as many 1-thread
-# jobs run at once as `make rehearse` runs. Submissions and their states: rehearsal/slurm/sbatch.jsonl.
+# runs its 1-thread job on this machine (on 2 cores Snakemake had two running at once, as `make rehearse` does).
+# Submissions and their states: rehearsal/slurm/sbatch.jsonl.
 rehearse-slurm: $(STAMP)  ## `make rehearse` through the SLURM profile, against the stub sbatch/sacct
-	rm -rf rehearsal
-	$(PY) -m ld_core rehearsal-data --out rehearsal/inputs
+	$(REHEARSAL_INPUTS)
 	PATH="$(CURDIR)/tests/stubs:$$PATH" STUB_SLURM_DIR="$(CURDIR)/rehearsal/slurm" STUB_SLURM_PYTHON="$(PY)" \
 	  $(SNAKEMAKE) --profile workflow/profiles/slurm --latency-wait 5 --seconds-between-status-checks 1 \
 	  --slurm-init-seconds-before-status-checks 1 --configfile configs/rehearsal.yaml

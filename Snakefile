@@ -13,7 +13,8 @@ from ld_core.config.pipeline import load_pipeline
 configfile: f"{workflow.basedir}/configs/config.yaml"
 
 try:
-    PIPE = load_pipeline(config, workflow.basedir)
+    PIPE = load_pipeline(config, workflow.basedir, configfiles=workflow.overwrite_configfiles,
+                         cli=workflow.config_settings.config)
 except LDError as exc:
     sys.exit(f"error: {exc}")
 config.update(PIPE.config)  # validated, with defaults and absolute project paths

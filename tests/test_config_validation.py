@@ -152,6 +152,20 @@ def test_claim_of_an_unknown_row_fails_the_real_dry_run(tmp_path):
     assert elapsed < 30, f"the dry run took {elapsed:.1f} s to fail"
 
 
+def test_a_configfile_mistake_names_that_file_in_the_real_dry_run(tmp_path):
+    """`snakemake -n --configfile <broken copy of configs/rehearsal.yaml>`: the error names that file, not
+    configs/config.yaml; a mistake given with --config names --config."""
+    broken = tmp_path / "rehearsal.yaml"
+    broken.write_text((ROOT / "configs" / "rehearsal.yaml").read_text().replace("train_iters: 2", "train_iters: two"))
+    base = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-d", str(tmp_path / "work"),
+            "-s", str(ROOT / "Snakefile")]
+    for args, origin in ((["--configfile", str(broken)], str(broken)), (["--config", "threads=2"], "--config")):
+        proc = subprocess.run([*base, *args], capture_output=True, text=True, timeout=120)
+        errors = [line for line in (proc.stderr + proc.stdout).splitlines() if line.startswith("error:")]
+        assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+        assert errors[0].startswith(f"error: {origin}: config key "), errors  # the work dir is elsewhere
+
+
 def test_claim_metric_not_in_its_table(project):
     path = edit_yaml(project / "configs" / "claims.yaml", lambda d: d["claims"][3].update(metrics=["AP", "AP50"]))
     assert_names(error_of(project), path, "claims[3].metrics[1]", "'AP50' is not a metric of table2 (metrics: AP, AP75)")

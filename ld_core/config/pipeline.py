@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -44,8 +45,29 @@ def _fill_defaults(schema: dict, data: dict) -> None:
             _fill_defaults(sub, data[key])
 
 
-def validate_config(config: dict, schema_path: str | Path, source: str = "config") -> dict:
-    """Check ``config`` against the JSON schema (unknown keys are errors) and fill in defaults."""
+def _source_of(path: list, source: str, configfiles: Sequence[str | Path], cli: Mapping) -> str:
+    """Where Snakemake took the config value at ``path`` from: `--config`, else the last `--configfile` that
+    sets it (read only when an error is reported), else ``source`` (the workflow's configfile)."""
+    def sets(data) -> bool:
+        for key in path:
+            if not isinstance(data, Mapping) or key not in data:
+                return False
+            data = data[key]
+        return True
+
+    if path and sets(cli):
+        return "--config"
+    for name in reversed(list(configfiles)):
+        if path and sets(yaml.safe_load(Path(name).read_text()) or {}):
+            rel = os.path.relpath(name)
+            return str(name) if rel.startswith("..") else rel  # as short as it stays unambiguous
+    return source
+
+
+def validate_config(config: dict, schema_path: str | Path, source: str = "config",
+                    configfiles: Sequence[str | Path] = (), cli: Mapping = {}) -> dict:
+    """Check ``config`` against the JSON schema (unknown keys are errors) and fill in defaults. An error names
+    the file (or `--config`) that set the offending key: ``configfiles`` and ``cli`` as given to Snakemake."""
     import jsonschema
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -65,8 +87,9 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             extra = sorted(set(err.instance) - set(allowed))
-            raise ConfigError(f"{source}: unknown config key '{extra[0]}' in {where} (allowed: {', '.join(allowed)})")
-        raise ConfigError(f"{source}: config key {where}: {err.message}")
+            origin = _source_of([*err.path, extra[0]], source, configfiles, cli)
+            raise ConfigError(f"{origin}: unknown config key '{extra[0]}' in {where} (allowed: {', '.join(allowed)})")
+        raise ConfigError(f"{_source_of(list(err.path), source, configfiles, cli)}: config key {where}: {err.message}")
     return data
 
 
@@ -175,11 +198,12 @@ def dataset_cache(results: str | Path) -> Path:
     return Path(results) / "checks" / "datasets"
 
 
-def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml") -> Pipeline:
+def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml",
+                  configfiles: Sequence[str | Path] = (), cli: Mapping = {}) -> Pipeline:
     """Validate the Snakemake config and every file it names (schemas and cross-references:
     :mod:`ld_core.config.validate`), then load the matrix and scale profile."""
     basedir = Path(basedir).resolve()
-    cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source)
+    cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source, configfiles, cli)
     for key in ("matrix", "paper_tables", "claims"):  # project files: relative to the repository, not the workdir
         cfg[key] = str(basedir / cfg[key])
     from .validate import scale_profile_path, validate_files
