@@ -77,6 +77,7 @@ def model_configs(scale_name: str, workdir: Path) -> dict:
                                teacher_ckpt=str(teacher_ckpt), **common)
     for model in (teacher, student["model"]):
         model["backbone"].pop("init_cfg", None)  # random weights: never fetch ImageNet checkpoints
+    student["model"]["teacher_cache_mb"] = 0  # one batch trained over and over: every step is a teacher forward
     Config(dict(model=teacher)).dump(str(teacher_cfg_path))
     return dict(scale=scale, student=student["model"], plain=student_only(student)["model"], teacher=teacher,
                 teacher_config=teacher_cfg_path, teacher_ckpt=teacher_ckpt)
@@ -87,6 +88,7 @@ def stock_config(ours: dict) -> dict:
     cfg = copy.deepcopy(ours)
     cfg["type"] = "KnowledgeDistillationSingleStageDetector"
     cfg.pop("student_type", None)
+    cfg.pop("teacher_cache_mb", None)
     head = cfg["bbox_head"]
     ld = head.pop("loss_ld")
     if head.get("loss_kd") or head.get("loss_ld_vlr"):

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.dataset_config import validate_dataset_config
     from ..config.builder import student_only
+    from ..engine.config_text import memoize_pretty_text
 
     for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
         if not Path(path).is_file():
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         cfg.pop(key, None)
     cfg.load_from = str(Path(args.checkpoint).resolve())
+    memoize_pretty_text()
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="ld-eval-") as work:
         cfg.work_dir = work

@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.runner import Runner
 
     from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
+    from ..engine.config_text import memoize_pretty_text
     from ..models.checkpoints import save_tensor_checkpoint
 
     if not Path(args.config).is_file():
@@ -189,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if line and dist_rank() == 0:
         print(line, flush=True)
     start = time.time()
+    memoize_pretty_text()
     runner = Runner.from_cfg(cfg)
     runner.train()
     if dist_rank() != 0:
@@ -200,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
     save_tensor_checkpoint(model, args.checkpoint, meta)
     from ..models.batched_atss import TARGET_PATHS
 
+    cache = getattr(model, "teacher_cache", None)
+    if cache is not None:
+        print(f"[train] {cache.summary()}", flush=True)
     if TARGET_PATHS:
         print("[train] ATSS targets: " + ", ".join(f"{n} {path}" for path, n in sorted(TARGET_PATHS.items())),
               flush=True)

@@ -246,7 +246,8 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
         test_cfg=model_test_cfg(te))
     if run.teacher is not None:
         model.update(type="LocalizationDistiller", student_type=parts["type"], teacher_config=str(teacher_config),
-                     teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt))
+                     teacher_ckpt=None if teacher_ckpt is None else str(teacher_ckpt),
+                     teacher_cache_mb=float(t.get("teacher_cache_mb") or 0))
 
     if run.dataset == "voc":
         train_set, test_set, evaluator = _voc_datasets(scale, results_dir, voc_root, user_dataset, metainfo, run,
@@ -312,5 +313,6 @@ def student_only(cfg: dict) -> dict:
         model["type"] = model.pop("student_type", "GFL")
         model.pop("teacher_config", None)
         model.pop("teacher_ckpt", None)
+        model.pop("teacher_cache_mb", None)
     model["bbox_head"] = student_head(model["bbox_head"])
     return cfg

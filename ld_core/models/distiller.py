@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 from ..errors import ConfigError
 from .checkpoints import check_teacher_compat, load_tensor_state_dict
+from .teacher_cache import TeacherOutputCache
 
 
 def build_teacher(teacher_config: str, teacher_ckpt: Optional[str], student_model_cfg: dict) -> torch.nn.Module:
@@ -45,11 +46,13 @@ class LocalizationDistiller(SingleStageDetector):
     under ``no_grad`` on the same preprocessed batch as the student. Inference is the student's alone.
     ``student_type`` names the plain detector the student is (GFL, RetinaNet, FCOS, ATSS: all single-stage
     detectors that differ only in their head), used when the student is evaluated or exported on its own.
+    ``teacher_cache_mb`` > 0 reuses the teacher's outputs of an image seen before (:mod:`.teacher_cache`).
     """
 
     def __init__(self, backbone: dict, bbox_head: dict, teacher_config: str, teacher_ckpt: Optional[str] = None,
                  neck: Optional[dict] = None, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg=None, student_type: str = "GFL"):
+                 data_preprocessor: Optional[dict] = None, init_cfg=None, student_type: str = "GFL",
+                 teacher_cache_mb: float = 0):
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg,
                          test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not getattr(self.bbox_head, "accepts_teacher", False):
@@ -60,6 +63,10 @@ class LocalizationDistiller(SingleStageDetector):
         with torch.random.fork_rng(devices=[]):  # building the teacher must not shift the student's random
             # stream: with the same seed, an LD student starts from the baseline's initial weights and data order
             object.__setattr__(self, "teacher", build_teacher(teacher_config, teacher_ckpt, student_cfg))
+        self.teacher_cache = TeacherOutputCache(teacher_cache_mb) if teacher_cache_mb else None
+
+    def _teacher_forward(self, batch_inputs: torch.Tensor):
+        return self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
         """Student GT losses + LD; the teacher sees the very same (augmented, normalised) batch.
@@ -68,8 +75,11 @@ class LocalizationDistiller(SingleStageDetector):
         centerness), computed under ``no_grad``.
         """
         feats = self.extract_feat(batch_inputs)
-        with torch.no_grad():
-            teacher_outs = self.teacher.bbox_head(self.teacher.extract_feat(batch_inputs))
+        if self.teacher_cache is not None:
+            teacher_outs = self.teacher_cache(self._teacher_forward, batch_inputs)
+        else:
+            with torch.no_grad():
+                teacher_outs = self._teacher_forward(batch_inputs)
         return self.bbox_head.loss(feats, teacher_outs, batch_data_samples)
 
     def train(self, mode: bool = True):
