@@ -98,6 +98,9 @@ def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
         metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         assert set(metrics) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     assert not (results / "runs/gfl_r101_teacher/seed0").exists(), "the fixed-seed teacher was trained per seed"
+    ld_log = (results / "runs/gfl_r18_ld_r101/seed1/train.log").read_text()  # tiny: 4 iterations x 4 images
+    assert "[train] teacher cache: " in ld_log and " of 16 images reused" in ld_log, ld_log[-2000:]
+    assert "teacher cache" not in (results / "runs/gfl_r18/seed1/train.log").read_text()
     for name in ("figure1.png", "figure1.pdf", "figure2.png", "figure2.pdf", "table1_bars.png"):
         assert (results / "figures" / name).stat().st_size > 1000, name
     scorecard = pd.read_csv(results / "scorecard.csv")

@@ -12,6 +12,8 @@ rule check_data:
         args=datacheck_args(),
     log:
         f"{R}/logs/check_data.log",
+    benchmark:
+        f"{R}/benchmarks/check_data.tsv",
     priority: FIRST_PRIORITY
     shell:
         "python -m ld_core check-data {params.args} --out {output} 2>&1 | tee {log}"

@@ -15,6 +15,8 @@ rule synthetic_dataset:
         args=synthetic_args(),
     log:
         f"{R}/logs/synthetic_dataset.log",
+    benchmark:
+        f"{R}/benchmarks/synthetic_dataset.tsv",
     priority: FIRST_PRIORITY
     shell:
         "python -m ld_core data-synth --out {params.out} {params.args} > {log} 2>&1"

@@ -9,6 +9,8 @@ rule evaluate:
         f"{R}/runs/{{run}}/seed{{seed}}/metrics.json",
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/evaluate.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{run}}-seed{{seed}}.tsv",
     threads: config["threads"]["evaluate"]
     resources:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),

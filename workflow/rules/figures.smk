@@ -19,6 +19,8 @@ rule figures:
         out_dir=output_folder("summary"),
     log:
         f"{R}/logs/figures.log",
+    benchmark:
+        f"{R}/benchmarks/figures.tsv",
     threads: config["threads"]["evaluate"]
     shell:
         "python -m ld_core figures --baseline-config {input.baseline_config}"

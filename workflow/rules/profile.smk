@@ -9,6 +9,8 @@ rule profile:
         f"{R}/runs/{{run}}/seed{{seed}}/complexity.json",
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/profile.log",
+    benchmark:
+        f"{R}/benchmarks/profile/{{run}}-seed{{seed}}.tsv",
     threads: config["threads"]["evaluate"]
     resources:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),

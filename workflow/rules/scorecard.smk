@@ -22,6 +22,8 @@ rule scorecard:
         figures=lambda wildcards, input: f"--figures {input.figures}" if input.figures else "",
     log:
         f"{R}/logs/scorecard.log",
+    benchmark:
+        f"{R}/benchmarks/scorecard.tsv",
     shell:
         "python -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
         " --csv {output.csv} --md {output.md} --plot-dir {params.plot_dir} {params.figures} > {log} 2>&1"
@@ -39,6 +41,8 @@ rule scorecard_first:
         md=f"{R}/scorecard/{config['tables'][0]}.md",
     log:
         f"{R}/logs/scorecard_first.log",
+    benchmark:
+        f"{R}/benchmarks/scorecard_first.tsv",
     priority: FIRST_PRIORITY
     shell:
         "python -m ld_core scorecard --tables {input.table} --claims {input.claims} --paper {input.paper}"

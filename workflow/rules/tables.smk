@@ -17,6 +17,8 @@ rule table:
                    subcategory="{table}"),
     log:
         f"{R}/logs/{{table}}.log",
+    benchmark:
+        f"{R}/benchmarks/table/{{table}}.tsv",
     priority: first_table_priority
     shell:
         "python -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"

@@ -16,6 +16,8 @@ rule resolve_config:
         results=results_root,
     log:
         f"{R}/logs/resolve/{{run}}-seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/resolve_config/{{run}}-seed{{seed}}.tsv",
     priority: first_priority
     shell:
         "python -m ld_core resolve --matrix {params.matrix} --scale {params.scale} --results {params.results}"
@@ -37,6 +39,8 @@ rule train:
         work_dir=f"{R}/work/{{run}}/seed{{seed}}",
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{run}}-seed{{seed}}.tsv",
     threads: config["threads"]["train"]
     resources:
         **gpu_resources(config["gpus_per_train"], train_runtime, config["train_mem_mb"]),
@@ -65,6 +69,8 @@ rule import_teacher:
         checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
     log:
         f"{R}/runs/{{run}}/seed{{seed}}/import.log",
+    benchmark:
+        f"{R}/benchmarks/import_teacher/{{run}}-seed{{seed}}.tsv",
     priority: first_priority
     shell:
         "python -m ld_core import-teacher --config {input.config} --source {input.source}"
