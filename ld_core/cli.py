@@ -28,6 +28,7 @@ COMMANDS = {
     "table": ("ld_core.report.tables", "render a paper table (CSV + LaTeX) from metrics"),
     "figures": ("ld_core.report.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
     "scorecard": ("ld_core.report.scorecard", "every paper cell and claim checked on the reproduced numbers"),
+    "timing": ("ld_core.commands.timing", "per-rule time summary of a DAG run from its Snakemake benchmark files"),
     "bench": ("ld_core.commands.bench", "training-step benchmark: stock mmdet LD vs ours vs the plain student"),
 }
 

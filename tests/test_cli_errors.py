@@ -98,3 +98,17 @@ def test_unknown_run_in_resolve(workspace):
                            "--out", str(workspace / "x.py")], capture_output=True, text=True, cwd=ROOT)
     assert_one_line_error(proc, "configs/experiments.yaml", "unknown run 'gfl_r7'")
     assert not (workspace / "x.py").exists()
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: None, "benchmark folder does not exist"),
+    (lambda d: (d / "train").mkdir(parents=True) or (d / "train" / "a-seed0.tsv").write_text("x\ty\n1\t2\n"),
+     "not a Snakemake benchmark file"),
+])
+def test_timing_of_a_missing_or_foreign_benchmark_folder(tmp_path, make, needle):
+    folder = tmp_path / "benchmarks"
+    make(folder)
+    proc = subprocess.run([sys.executable, "-m", "ld_core", "timing", "--benchmarks", str(folder),
+                           "--out", str(tmp_path / "t.csv")], capture_output=True, text=True)
+    assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t.csv").exists()

@@ -101,6 +101,12 @@ def test_tiny_dag_runs_for_real_and_resumes_after_a_kill(tmp_path):
     ld_log = (results / "runs/gfl_r18_ld_r101/seed1/train.log").read_text()  # tiny: 4 iterations x 4 images
     assert "[train] teacher cache: " in ld_log and " of 16 images reused" in ld_log, ld_log[-2000:]
     assert "teacher cache" not in (results / "runs/gfl_r18/seed1/train.log").read_text()
+    timing = subprocess.run([sys.executable, "-m", "ld_core", "timing", "--benchmarks", str(results / "benchmarks"),
+                             "--out", str(tmp_path / "timing.csv")], capture_output=True, text=True, check=True)
+    per_rule = pd.read_csv(tmp_path / "timing.csv").set_index("rule")
+    assert per_rule.loc["train", "jobs"] == 7 and per_rule.loc["evaluate", "jobs"] == 7, timing.stdout
+    assert per_rule.loc["train", "job_s"] > per_rule.loc["resolve_config", "job_s"] > 0
+    assert "| **all** |" in timing.stdout and abs(per_rule["share"].sum() - 1) < 1e-9
     for name in ("figure1.png", "figure1.pdf", "figure2.png", "figure2.pdf", "table1_bars.png"):
         assert (results / "figures" / name).stat().st_size > 1000, name
     scorecard = pd.read_csv(results / "scorecard.csv")
