@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,27 @@ def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_p
     # one seed: every run once; Table 1 (seeds: 5) takes its 3 students x 4 more seeds from the pool
     assert trainings("seeds=[0]") == 46 - 12
     assert trainings("seeds=[0,1,2,3,4,5]", "tables=[table1]") == 1 + 3 * 5  # the teacher once, never per seed
+
+
+def test_dry_run_starts_teachers_before_the_students_of_their_priority_band(tmp_path):
+    out = snakemake(tmp_path, "-n", "--cores", "2", "--config", "seeds=[0,1]", "tables=[table1,table2]").stdout
+    prio = {}  # (rule, run, seed) -> priority, from the dry run's job blocks
+    for block in re.split(r"\n(?=\[\w{3} \w{3} )", out):  # a job block starts with its [date] line
+        lines = [l.strip() for l in block.splitlines()]
+        head = next((l for l in lines if l.endswith(":") and l.split()[0] in ("rule", "localrule")), None)
+        wc = next((l for l in lines if l.startswith("wildcards: run=")), None)
+        pr = next((l for l in lines if l.startswith("priority: ")), None)
+        if head and wc:  # Snakemake prints no priority line for priority 0
+            run, seed = (kv.split("=")[1] for kv in wc[len("wildcards: "):].split(", "))
+            prio[(head.split()[-1].rstrip(":"), run, int(seed))] = int(pr.split()[1]) if pr else 0
+    for rule in ("resolve_config", "train"):
+        # Table 1 first (10), its R-101 teacher before its students (11); Table 2's Self-LD teachers (seed 1000)
+        # before Table 2's students (1 vs 0)
+        assert prio[(rule, "gfl_r101_teacher", 1000)] == 11
+        assert prio[(rule, "gfl_r18_ld_r101", 1)] == prio[(rule, "gfl_r18", 0)] == 10
+        assert prio[(rule, "gfl_r50", 1000)] == prio[(rule, "gfl_x101dcn", 1000)] == 1
+        assert prio[(rule, "gfl_r50", 0)] == prio[(rule, "gfl_r50_self", 0)] == 0
+    assert prio[("evaluate", "gfl_r101_teacher", 1000)] == 10  # evaluations are on no one's critical path
 
 
 def test_bad_config_key_is_one_clear_line(tmp_path):

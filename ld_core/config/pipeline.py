@@ -112,6 +112,12 @@ class Pipeline:
         return set(self.matrix.jobs(self.config["tables"][:1], self.config["seeds"]))
 
     @cached_property
+    def teacher_jobs(self) -> set:
+        """(run, seed) pairs that a selected run distils from: the rules start them before the students of the
+        same priority band, since those wait for them (the DAG's critical path)."""
+        return {teacher for run, _ in self.jobs() if (teacher := self.matrix.teacher_of(run)) is not None}
+
+    @cached_property
     def datasets(self) -> set:
         """Matrix dataset names ('coco', 'voc') of the selected runs."""
         return {self.matrix.run(run).dataset for run, _ in self.jobs()}

@@ -33,6 +33,12 @@ def first_priority(wildcards):
     return FIRST_PRIORITY if (wildcards.run, int(wildcards.seed)) in PIPE.first_jobs else 0
 
 
+def train_priority(wildcards):
+    """priority of resolving and training a (run, seed): first_priority, + 1 for a teacher, which then starts
+    before the students of its band that wait for it."""
+    return first_priority(wildcards) + int((wildcards.run, int(wildcards.seed)) in PIPE.teacher_jobs)
+
+
 def first_table_priority(wildcards):
     """priority of a table job: higher for the first table."""
     return FIRST_PRIORITY if wildcards.table == config["tables"][0] else 0

@@ -18,7 +18,7 @@ rule resolve_config:
         f"{R}/logs/resolve/{{run}}-seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/resolve_config/{{run}}-seed{{seed}}.tsv",
-    priority: first_priority
+    priority: train_priority
     shell:
         "python -m ld_core resolve --matrix {params.matrix} --scale {params.scale} --results {params.results}"
         " --run {wildcards.run} --seed {wildcards.seed} {params.extra} --out {output} > {log} 2>&1"
@@ -45,7 +45,7 @@ rule train:
     resources:
         **gpu_resources(config["gpus_per_train"], train_runtime, config["train_mem_mb"]),
     retries: config["train_retries"]
-    priority: first_priority
+    priority: train_priority
     shell:
         "python -m ld_core train --config {input.config} --checkpoint {output.checkpoint}"
         " --work-dir {params.work_dir} --threads {threads} --gpus {resources.gpu} > {log} 2>&1"
