@@ -25,7 +25,7 @@ def test_matrix_declares_each_run_once_and_derives_jobs():
 def test_tables_share_runs_and_take_their_seeds_from_the_pool():
     m = load_matrix(ROOT / "configs" / "experiments.yaml")
     pool = [0, 1, 2]
-    assert m.table_seeds("table1", pool) == [0, 1, 2] and m.table_seeds("table2", pool) == [0]  # seeds: 5 > pool
+    assert m.table_seeds("table1", pool) == [0, 1, 2] and m.table_seeds("table2", pool) == [0]  # seeds: 10 > pool
     both = m.jobs(["table1", "table2"], pool)
     assert len(both) == len(set(both))
     assert [p for p in both if p[0] == "gfl_r18"] == [("gfl_r18", 0), ("gfl_r18", 1), ("gfl_r18", 2), ("gfl_r18", 1000)]
@@ -119,7 +119,7 @@ def test_matrix_errors_are_one_line_and_name_the_file(tmp_path, mutate, needle):
 
 def test_pipeline_config_defaults_and_unknown_keys():
     cfg = validate_config({}, SCHEMA)
-    assert cfg["scale"] == "embedded" and cfg["threads"]["train"] == 1 and cfg["seeds"] == [0, 1, 2, 3, 4]
+    assert cfg["scale"] == "embedded" and cfg["threads"]["train"] == 1 and cfg["seeds"] == list(range(10))
     assert validate_config({"figures": "false"}, SCHEMA)["figures"] is False  # `--config figures=false`
     with pytest.raises(ConfigError, match="unknown config key 'epochs'"):
         validate_config({"epochs": 3}, SCHEMA, "configs/config.yaml")

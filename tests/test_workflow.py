@@ -32,15 +32,15 @@ def test_dry_run_of_default_dag_lists_every_job_once(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 46 (run, seed) trainings x (resolve, train, evaluate): Table 1 = R-101 teacher + 3 students x 5 seeds;
+    # 61 (run, seed) trainings x (resolve, train, evaluate): Table 1 = R-101 teacher + 3 students x 10 seeds;
     # Table 2 = 8 more (gfl_r18 is Table 1's; the R-18/R-50/X-101 Self-LD teachers are seed-1000 runs);
     # Table 3 = 3 R-101 teachers + 7 R-50 students + 3 distribution heads without a teacher (gfl_r50 is
     # Table 2's, the GFocal teacher Table 1's),
     # plus a profile job (params, FLOPs, FPS) per row; Table 4 = 5 VOC students + 4 VOC teachers;
     # 1 dataset, 4 tables, figures, scorecard, Table 1's part of the scorecard first, all
-    assert counts == {"all": 1, "evaluate": 46, "resolve_config": 46, "synthetic_dataset": 1, "table": 4,
-                      "profile": 11, "figures": 1, "scorecard": 1, "scorecard_first": 1, "train": 46,
-                      "total": 158}, out
+    assert counts == {"all": 1, "evaluate": 61, "resolve_config": 61, "synthetic_dataset": 1, "table": 4,
+                      "profile": 11, "figures": 1, "scorecard": 1, "scorecard_first": 1, "train": 61,
+                      "total": 203}, out
 
 
 def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_path):
@@ -49,9 +49,10 @@ def test_dry_run_seed_pool_replicates_only_table1_and_trains_teachers_once(tmp_p
         train = [l for l in out.splitlines() if l.split()[:1] == ["train"]]
         return int(train[0].split()[1])
 
-    # one seed: every run once; Table 1 (seeds: 5) takes its 3 students x 4 more seeds from the pool
-    assert trainings("seeds=[0]") == 46 - 12
-    assert trainings("seeds=[0,1,2,3,4,5]", "tables=[table1]") == 1 + 3 * 5  # the teacher once, never per seed
+    # one seed: every run once; Table 1 (seeds: 10) takes its 3 students x 9 more seeds from the pool
+    assert trainings("seeds=[0]") == 61 - 27
+    assert trainings("seeds=[0,1,2,3,4,5]", "tables=[table1]") == 1 + 3 * 6  # the teacher once, never per seed
+    assert trainings("seeds=[0,1,2,3,4,5,6,7,8,9,10,11]", "tables=[table1]") == 1 + 3 * 10  # the pool is capped
 
 
 def test_dry_run_starts_teachers_before_the_students_of_their_priority_band(tmp_path):
