@@ -82,6 +82,14 @@ def test_scale_profile_unknown_head_key(project):
     assert_names(error_of(project), path, "model.heads.gfl", "unknown key 'neck' (allowed: bbox_head)")
 
 
+def test_scale_profile_grad_clip_is_the_clip_grad_mapping(project):
+    """grad_clip is mmengine's clip_grad (every keyword in the file); the old bare number is refused."""
+    path = edit_yaml(project / "configs" / "scales" / "embedded.yaml", lambda d: d["train"].update(grad_clip=35))
+    assert_names(error_of(project), path, "train.grad_clip", "must be a mapping or null, got an integer 35")
+    edit_yaml(path, lambda d: d["train"].update(grad_clip={"max_norm": 35, "norm_type": 2, "fused": True}))
+    assert_names(error_of(project), path, "train.grad_clip", "unknown key 'fused'")
+
+
 def test_model_settings_file_wrong_type(project):
     path = edit_yaml(project / "configs" / "models" / "gfl.yaml", lambda d: d.update(bbox_head="GFLHead"))
     assert_names(error_of(project), path, "bbox_head", "must be a mapping, got a string 'GFLHead'")

@@ -203,7 +203,7 @@ def _optim_wrapper(train: dict) -> dict:
     """mmengine's OptimWrapper: optimizer, optional gradient clipping and DCN offset learning-rate factor."""
     wrapper = dict(type="OptimWrapper", optimizer=dict(train["optimizer"]))
     if train.get("grad_clip"):
-        wrapper["clip_grad"] = dict(max_norm=train["grad_clip"], norm_type=2)
+        wrapper["clip_grad"] = dict(train["grad_clip"])
     if train.get("dcn_offset_lr_mult") is not None:
         wrapper["paramwise_cfg"] = dict(dcn_offset_lr_mult=float(train["dcn_offset_lr_mult"]))
     return wrapper
