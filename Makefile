@@ -2,7 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ld-repro-complete
-SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile workflow/profiles/default
+# Snakemake finds its workflow profile (workflow/profiles/default) through profiles/, as a plain `snakemake` does.
+SNAKEMAKE := $(VENV)/bin/snakemake
 
 .PHONY: reproduce test test-slow rehearse rehearse-slurm env dag clean
 

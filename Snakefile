@@ -21,6 +21,23 @@ config.update(PIPE.config)  # validated, with defaults and absolute project path
 
 R = PIPE.results
 
+
+# One DAG per results folder: Snakemake's own lock is per working directory, and two runs with different ones
+# and the same `results=` would resume from each other's checkpoints and overwrite each other's logs. Only a
+# run that executes jobs takes the lock, in this (the main) process: not a dry run, not --report / --dag,
+# not the jobs (SLURM's included, started with --no-hooks); --nolock, which drops Snakemake's lock, drops it too.
+onstart:
+    if workflow.execution_settings.lock:
+        from ld_core.io import RESULTS_LOCK, lock_results
+
+        try:
+            stale = lock_results(R)
+        except LDError as exc:
+            sys.exit(f"error: {exc}")
+        if stale:
+            print(f"note: {R}/{RESULTS_LOCK}: took over the lock of a run that ended without releasing it ({stale})",
+                  file=sys.stderr)
+
 # One software environment for every rule, on purpose: torch, mmcv and mmdet must be identical across rules
 # (teachers, students and their evaluation exchange checkpoints and run the same compiled ops), and mmcv is
 # compiled from source once (scripts/setup_env.sh, or environment.yml). Hence the one lint `snakemake --lint`

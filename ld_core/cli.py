@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import ConfigError, LDError
@@ -12,7 +13,7 @@ COMMANDS = {
     "rehearsal-data": ("ld_core.data.rehearsal", "write the inputs of `make rehearse`: mini COCO 2017 and VOC 07+12 "
                                                 "in their exact layouts, random ImageNet and released-teacher files"),
     "example-dataset": ("ld_core.data.example", "write a small dataset laid out as your own would be, with its "
-                                               "dataset files (the README's own-data example)"),
+                                               "dataset files (the worked example of docs/own_dataset.md)"),
     "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
     "resolve": ("ld_core.commands.resolve", "write the mmdet config of one run/seed of the matrix"),
     "train": ("ld_core.commands.train", "train one resolved config"),
@@ -30,6 +31,8 @@ COMMANDS = {
     "scorecard": ("ld_core.report.scorecard", "every paper cell and claim checked on the reproduced numbers"),
     "timing": ("ld_core.commands.timing", "per-rule time summary of a DAG run from its Snakemake benchmark files"),
     "bench": ("ld_core.commands.bench", "training-step benchmark: stock mmdet LD vs ours vs the plain student"),
+    "config-reference": ("ld_core.commands.config_reference",
+                         "docs/configuration.md, generated from the descriptions of workflow/schemas/*.schema.yaml"),
 }
 
 
@@ -51,5 +54,34 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         return importlib.import_module(args._module).run(args)
     except LDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(f"error: {exc}")
         return 2
+    except Exception as exc:  # a bug or the machine (a full disk): the traceback goes to the log as ever
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:300]
+        command = (sys.argv[1:] if argv is None else list(argv))[:1]
+        report(f"error: python -m ld_core {' '.join(command)}: {where}{text or type(exc).__name__} "
+               f"({type(exc).__name__}; traceback in the job's log)", log=False)
+        raise
+
+
+ERROR_FD = "LD_REPRO_ERROR_FD"  # set by the workflow's jobs (workflow/rules/common.smk): the job's own stderr
+
+
+def report(line: str, log: bool = True) -> None:
+    """``line`` on stderr (a job's log) and, in a workflow job, on the job's own stderr as well: Snakemake's
+    output then says why a job failed even where its log could not be written (a full disk)."""
+    if log:
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except OSError:
+            pass
+    fd = os.environ.get(ERROR_FD, "")
+    if not fd.isdigit():
+        return
+    try:
+        if os.path.sameopenfile(2, int(fd)):  # no redirected log: stderr already said it
+            return
+        os.write(int(fd), (line + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass

@@ -1,11 +1,13 @@
-"""Atomic file output: a reader never sees a half-written result."""
+"""Atomic file output (a reader never sees a half-written result), the results folder's lock, and the one
+dependency cache the jobs share (yapf's grammar)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 
 def _umask() -> int:
@@ -14,20 +16,31 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: a temporary file of a unique name in the same folder
+    (``.<name>.<random>.tmp``: two writers never share one), renamed over ``path`` when the block ends, removed
+    when it raises (a full disk, an interrupt). Closed (flushed) before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:  # a write: name the file
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    with atomic_output(path) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -88,3 +101,107 @@ def atomic_write_files(outputs: dict) -> None:
             reason = exc.strerror or " ".join(str(exc).split())
             raise DataError(f"{getattr(exc, 'filename', None) or path}: cannot write ({reason})") from None
         raise
+
+
+# ------------------------------------------------------------------------------------------- the results lock
+
+RESULTS_LOCK = ".ld-repro.lock"  # in the results folder
+_HELD: dict = {}  # lock file -> its open handle, for the life of this process
+
+
+def lock_results(folder: str | os.PathLike) -> str:
+    """Hold ``<folder>/.ld-repro.lock`` (``flock``, exclusive) until this process ends: one Snakemake main
+    process per results folder, whatever its working directory. The kernel drops the lock when its holder
+    dies, however it dies, so a lock left by a crashed run is taken over. Returns what a dead holder had
+    written there ('' if nothing: the last holder ended normally). Held: a one-line ``LDError`` naming the
+    lock file and its holder (pid, host, working directory, start)."""
+    import atexit
+    import fcntl
+    import socket
+    import time
+
+    from .errors import LDError
+
+    folder = Path(folder)
+    path = folder / RESULTS_LOCK
+    if str(path.resolve()) in _HELD:
+        return ""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+", encoding="utf-8")  # not truncated before it is ours
+    except OSError as exc:
+        raise LDError(f"{path}: cannot create the results lock ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.seek(0)
+        holder = " ".join(handle.read().split())
+        handle.close()
+        if isinstance(exc, BlockingIOError):
+            raise LDError(f"{path}: results folder {folder} is in use by another Snakemake "
+                          f"({holder or 'no details written yet'}); wait for it to end, or give this run "
+                          "another results=") from None
+        raise LDError(f"{path}: cannot lock the results folder ({exc.strerror or exc}; `snakemake --nolock` "
+                      "runs without this lock, at your own risk)") from None
+    handle.seek(0)
+    previous = " ".join(handle.read().split())
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, working directory {os.getcwd()}, since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _HELD[str(path.resolve())] = handle
+
+    def release() -> None:  # a normal end leaves an empty file: what remains after a crash is news
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.close()
+        except OSError:
+            pass
+
+    atexit.register(release)
+    return previous
+
+
+# ------------------------------------------------------------------------------------------- yapf's grammar cache
+
+def load_yapf_grammar() -> None:
+    """Import yapf (which mmengine's ``Config`` imports) under a lock on its cache folder.
+
+    On its first import yapf 0.4x pickles its grammars into ``<user cache>/YAPF/<version>/`` (``platformdirs``,
+    ~/.cache/YAPF on Linux) and renames the pickle into place before closing (flushing) it, so another process
+    that imports yapf at that moment reads a half-written file: ``EOFError: Ran out of input`` (two jobs of a
+    fresh environment, or of a cluster with a shared home). With this lock held, the one process that writes
+    the cache finishes before any other reads it; afterwards yapf only reads. A cache folder that cannot be
+    created or locked (read-only home) changes nothing: yapf then skips writing its cache too."""
+    import sys
+
+    if "yapf" in sys.modules:
+        return
+    try:
+        import fcntl
+
+        from platformdirs import user_cache_dir
+    except ImportError:
+        return
+    handle = None
+    try:
+        folder = Path(user_cache_dir("YAPF", "Google"))
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".ld-repro.lock", "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:
+        pass
+    try:
+        try:
+            import yapf  # noqa: F401  (loads, or first writes, the grammar pickles)
+        except ImportError:
+            pass
+        except Exception:  # a pickle cut short by an earlier run killed mid-write: written anew
+            for pickle_file in Path(user_cache_dir("YAPF", "Google")).glob("*/*.pickle"):
+                pickle_file.unlink(missing_ok=True)
+            import yapf  # noqa: F401,F811
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock

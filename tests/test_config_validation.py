@@ -174,6 +174,57 @@ def test_a_configfile_mistake_names_that_file_in_the_real_dry_run(tmp_path):
         assert errors[0].startswith(f"error: {origin}: config key "), errors  # the work dir is elsewhere
 
 
+def _dry_run(tmp_path, *args):
+    """The real `snakemake -n` of the tiny Table 1 with `args`: (exit status, `error:` lines, output)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "4", "-d", str(tmp_path / "work"),
+                           "-s", str(ROOT / "Snakefile"), *args], capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out[-3000:]
+    return proc.returncode, [line for line in out.splitlines() if line.startswith("error:")], out
+
+
+TINY = ["scale=tiny", "tables=[table1]", "seeds=[0]"]
+
+
+@pytest.mark.parametrize("given,error", [
+    # no space after the colon: YAML reads one key `batch_size:2` with no value, which the merge would drop
+    ("scale_overrides={train:{batch_size:2}}",
+     "error: --config: config key scale_overrides.train.batch_size:2: 'batch_size:2' is not a key of the scale "
+     "profile (allowed: auto_scale_lr, batch_size, "),
+    ("scale_overrides={train: {batch_size: }}",
+     "error: --config: config key scale_overrides.train.batch_size: no value (null), which would remove "
+     "'batch_size' from the scale profile"),
+    ("threads={train:2}", "error: --config: unknown config key 'train:2' in threads (allowed: "),
+    ("seeds=[0,0,1]", "error: --config: config key seeds: 0 is given more than once (each value once: [0, 0, 1])"),
+    ("seeds=[-1]", "error: --config: config key seeds[0]: -1 is less than the minimum of 0"),
+])
+def test_what_is_typed_is_applied_or_refused_in_the_real_dry_run(tmp_path, given, error):
+    """`snakemake -n --config ...`: one error line naming --config and the key; the space typo is named."""
+    status, errors, out = _dry_run(tmp_path, "--config", *TINY, given)
+    assert status != 0 and len(errors) == 1 and errors[0].startswith(error), errors or out[-2000:]
+    if ":2" in given:  # the typo is named
+        key = given.split("{")[-1].split(":")[0]
+        assert errors[0].endswith(f"(did you mean '{key}: 2' with a space?)"), errors
+
+
+def test_threads_and_allowed_nulls_from_the_command_line_are_applied(tmp_path):
+    """`--config threads={train: 2}` (Snakemake hands over the string '2') reaches the training jobs; a null
+    the scale schema allows (grad_clip) is accepted; `batch_size: 2` with its space is applied."""
+    status, errors, out = _dry_run(tmp_path, "--config", *TINY, "threads={train: 2}",
+                                   "scale_overrides={train: {grad_clip: null, batch_size: 2}}")
+    assert status == 0 and not errors, out[-3000:]
+    trains = [line for line in out.splitlines() if " -m ld_core train " in line]
+    assert trains and all("--threads 2 " in line for line in trains), trains
+    assert " -m ld_core evaluate " in out and "--threads 1 " in out  # evaluate keeps its default
+
+
+def test_a_seed_error_names_the_configfile_that_set_it(tmp_path):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("seeds: [0, -1]\n")
+    status, errors, _ = _dry_run(tmp_path, "--configfile", str(bad))
+    assert status != 0 and errors == [f"error: {bad}: config key seeds[1]: -1 is less than the minimum of 0"], errors
+
+
 def test_claim_metric_not_in_its_table(project):
     path = edit_yaml(project / "configs" / "claims.yaml", lambda d: d["claims"][3].update(metrics=["AP", "AP50"]))
     assert_names(error_of(project), path, "claims[3].metrics[1]", "'AP50' is not a metric of table2 (metrics: AP, AP75)")

@@ -36,7 +36,7 @@ def feats(images=2, size=64, seed=3):
 
 
 def test_authors_preset_sets_the_forks_constants_per_detector():
-    """Values of docs/ld_fork_notes.md: VLR factor x Main LD weight, avg_factor 4, weighting, exclusions."""
+    """Values of docs/ld_implementation.md: VLR factor x Main LD weight, avg_factor 4, weighting, exclusions."""
     expect = {  # detector: (vlr weight, avg factor, weighting, exclude positives, ld_rows)
         "gfl": (0.25, 16, "max_iou", False, "edge"),
         "atss": (0.15 * 0.25, 4, "max_iou", False, "edge"),

@@ -64,6 +64,13 @@ def test_resolved_configs_are_built_for_the_users_classes_and_files(example, tmp
                                                                                  "parts/")
 
 
+def test_tables_on_the_users_dataset_are_named_after_it(example, tmp_path):
+    pipe = pipeline(tmp_path, scale="tiny", tables=["table1", "table4"], seeds=[0], dataset=str(example / "dataset.yaml"))
+    assert (pipe.table_dataset("table1"), pipe.table_dataset("table4")) == ("parts", None)  # VOC: the profile's
+    assert pipe.teacher_metric_files(["table1"]) == [f"{tmp_path}/results/runs/gfl_r101_teacher/seed1000/metrics.json"]
+    assert len(pipe.teacher_metric_files(["table1", "table4"])) == 5  # + the four VOC teachers
+
+
 def test_paper_voc_runs_have_vocs_20_classes(tmp_path):
     from ld_core.config.builder import build_run_config
     from ld_core.config.matrix import load_matrix
@@ -159,7 +166,8 @@ def test_dataset_check_lists_missing_images_and_unknown_voc_names(example, tmp_p
 
 def test_table1_on_own_dataset_end_to_end(example, tmp_path):
     """`snakemake --config dataset=<file> tables=[table1]` at the tiny scale: the dataset check, a teacher and
-    the three students trained on the user's classes, Table 1, figures and scorecard; nothing synthetic."""
+    the three students trained on the user's classes, Table 1, figures and scorecard; nothing synthetic. The
+    table, scorecard and plots carry the dataset's name and no paper value; the preconditions come first."""
     over = '{train: {batch_size: 2}, schedules: {2x: {iters: 4, milestones: [3]}}}'
     cfg = ["--config", "scale=tiny", "results=results", "seeds=[0]", "tables=[table1]",
            f"dataset={example / 'dataset.yaml'}", f"scale_overrides={over}"]
@@ -179,8 +187,31 @@ def test_table1_on_own_dataset_end_to_end(example, tmp_path):
     table = pd.read_csv(results / "tables/table1.csv")
     assert set(table["row"]) == {"gt-only", "ld-only", "ld+gt"}
     assert table["reproduced"].notna().all() and set(table["n_seeds"]) == {1}
+    assert set(table["dataset"]) == {"parts"} and table["paper"].isna().all() and table["delta"].isna().all()
+    tex = (results / "tables/table1.tex").read_text()
+    assert "Paper" not in tex and "35.8" not in tex and "on the dataset parts" in tex
     metrics = json.loads((results / "runs/gfl_r18_ld_r101/seed0/metrics.json").read_text())
     assert set(metrics["metrics"]) >= {"AP", "AP50", "AP75"}
     first = pd.read_csv(results / "scorecard/table1.csv")  # Table 1's part of the scorecard, on its own
     assert set(first["table"]) == {"table1"} and (first["kind"] == "claim").sum() == 3
-    assert (results / "scorecard.csv").exists() and (results / "figures/figure1.png").exists()
+    assert list(dict.fromkeys(first["kind"])) == ["precondition", "claim", "cell"]
+    cells = first[first["kind"] == "cell"]
+    assert set(cells["dataset"]) == {"parts"} and cells["paper"].isna().all() and cells["delta"].isna().all()
+    claims = first[first["kind"] == "claim"]
+    assert set(claims["holds_in_paper"]) == {"own dataset"}
+    # one seed of 4-iteration models: nothing is decided, and the failed preconditions say why first
+    assert set(claims["verdict"]) == {"inconclusive"} and claims["n"].eq(1).all()
+    pre = first[first["kind"] == "precondition"].set_index("id")
+    assert set(pre.index) >= {"learned:gt-only", "learned:teacher:gfl_r101_teacher", "teacher-better:ld+gt:gt-only"}
+    teacher_ap = json.loads((results / "runs/gfl_r101_teacher/seed1000/metrics.json").read_text())["metrics"]["AP"]
+    assert pre.loc["learned:teacher:gfl_r101_teacher", "value"] == pytest.approx(teacher_ap)
+    assert pre.loc["learned:teacher:gfl_r101_teacher", "status"] == ("passed" if teacher_ap >= 1.0 else "failed")
+    md = (results / "scorecard/table1.md").read_text()
+    failed = (pre["status"] == "failed").any()
+    assert md.split("\n")[2].startswith("**PRECONDITIONS FAILED") == failed
+    assert "## table1 on `parts` (your dataset; no paper values" in md
+    assert "0 hold, 0 contradicted, 3 inconclusive, 0 not run (of 3 claims" in md
+    whole = pd.read_csv(results / "scorecard.csv")
+    assert set(whole.loc[(whole["kind"] == "cell") & (whole["table"] == "table1"), "dataset"]) == {"parts"}
+    assert (results / "figures/table1_bars.png").stat().st_size > 1000
+    assert (results / "figures/figure1.png").exists()

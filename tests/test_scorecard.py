@@ -1,8 +1,11 @@
-"""ld_core.report.scorecard: the claims file, claim evaluation (holds / margin / seed spread), cells, Markdown;
+"""ld_core.report.scorecard: the claims file, claim verdicts (holds / contradicted / inconclusive, seeds needed),
+the preconditions (models learned, teacher better than its student), cells, Markdown, a dataset of one's own;
 ld_core.report.plots: the bar plots it writes."""
 from __future__ import annotations
 
+import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -21,7 +24,9 @@ CLAIMS = ROOT / "configs" / "claims.yaml"
 PAPER = ROOT / "configs" / "paper_tables.csv"
 MATRIX = ROOT / "configs" / "experiments.yaml"
 
-TABLE1_RUNS = {"gt-only": "gfl_r18", "ld-only": "gfl_r18_ld_only_r101", "ld+gt": "gfl_r18_ld_r101"}
+# row -> run of every table of the matrix (the preconditions look the runs up there)
+RUNS = {(t, r["row"]): r["run"] for t, spec in yaml.safe_load(MATRIX.read_text())["tables"].items()
+        for r in spec["rows"]}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +39,9 @@ def claims():
     return scorecard.load_claims(CLAIMS)
 
 
-def write_tidy(path: Path, seeds: dict, table: str = "table1") -> Path:
-    """A tidy table CSV in the ld_core.report.tables format; ``seeds`` maps (row, metric) -> per-seed values."""
+def write_tidy(path: Path, seeds: dict, table: str = "table1", dataset: str = None) -> Path:
+    """A tidy table CSV in the ld_core.report.tables format; ``seeds`` maps (row, metric) -> per-seed values;
+    ``dataset``: built on a dataset of one's own (no paper values)."""
     paper = tables.load_paper_values(PAPER)
     number = int(table[len("table"):])
     lookup = {(r, m): v for t, r, m, v in zip(paper["table"], paper["row"], paper["metric"], paper["value"])
@@ -45,12 +51,12 @@ def write_tidy(path: Path, seeds: dict, table: str = "table1") -> Path:
         n = len(values)
         mean = statistics.fmean(values)
         std = statistics.stdev(values) if n > 1 else math.nan
-        p = lookup.get((row, metric), math.nan)
-        recs.append({"table": table, "row": row, "run": TABLE1_RUNS.get(row, f"run_{row}"), "metric": metric,
+        p = math.nan if dataset else lookup.get((row, metric), math.nan)
+        recs.append({"table": table, "row": row, "run": RUNS[(table, row)], "metric": metric,
                      "paper": p, "reproduced": round(mean, 4), "reproduced_std": round(std, 4) if n > 1 else math.nan,
                      "n_seeds": n, "delta": round(mean - p, 2), "per_seed": fmt.per_seed_text(dict(enumerate(values))),
-                     "Teacher": "R-101", "Student": "R-18"})
-    df = pd.DataFrame(recs, columns=tables.TIDY_COLUMNS + ["Teacher", "Student"])
+                     "Teacher": "R-101", "Student": "R-18", "dataset": dataset})
+    df = pd.DataFrame(recs, columns=tables.TIDY_COLUMNS + ["Teacher", "Student"] + (["dataset"] if dataset else []))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(df.to_csv(index=False, lineterminator="\n"))
     return path
@@ -105,7 +111,7 @@ def test_every_claim_holds_on_the_paper_numbers(claims, paper):
                           "metric": paper["metric"], "paper": paper["value"]})
     for c in (c for c in claims if not c["ours_only"]):
         res = scorecard.evaluate_claim(c, frame, column="paper")
-        assert res["holds"] is True, (c["id"], res)
+        assert res["verdict"] is True, (c["id"], res)
         assert res["margin"] >= 0
         assert fmt.is_missing(res["n"]) and math.isnan(res["ci_lo"])
     # Table 1's "only 0.1 AP is increased": ld+gt vs ld-only, AP75 equal -> margin 0 (allowed)
@@ -113,71 +119,102 @@ def test_every_claim_holds_on_the_paper_numbers(claims, paper):
     assert scorecard.evaluate_claim(t1, frame, column="paper")["margin"] == pytest.approx(0.0)
 
 
-# ----------------------------------------------------------------------------------------------- evaluation
+# ----------------------------------------------------------------------------------------------- verdicts
 
 
-def test_failing_claim_reports_negative_margin(tmp_path):
+def test_one_seed_is_inconclusive_with_its_margin(tmp_path):
     # ld-only below gt-only: AP 35.5 vs 36.0 (-0.5), AP75 37.9 vs 38.0 (-0.1)
     seeds = {("gt-only", "AP"): [36.0], ("gt-only", "AP75"): [38.0], ("ld-only", "AP"): [35.5],
              ("ld-only", "AP75"): [37.9], ("ld+gt", "AP"): [36.2], ("ld+gt", "AP75"): [38.4]}
     csv = write_tidy(tmp_path / "tables" / "table1.csv", seeds)
-    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    claims = scorecard.build_scorecard([csv], CLAIMS, PAPER).claims
     rec = claim_by_id(claims, "t1-ld-only-beats-gt")
-    assert rec["holds"] == "one seed" and rec["n"] == 1 and math.isnan(rec["ci_lo"])  # one seed: no verdict
+    assert rec["verdict"] == "inconclusive" and rec["n"] == 1 and math.isnan(rec["ci_lo"])  # one seed: no interval
+    assert "one seed" in rec["note"] and rec["seeds_needed"] == ""  # no spread: cannot be computed
     assert rec["holds_in_paper"] is True
     assert rec["margin"] == pytest.approx(-0.5)
     assert rec["weakest"] == "ld-only − gt-only, AP"
     ok = claim_by_id(claims, "t1-gt-adds-little")  # ld+gt (36.2, 38.4) >= ld-only (35.5, 37.9)
-    assert ok["holds"] == "one seed" and ok["margin"] == pytest.approx(0.5)
+    assert ok["verdict"] == "inconclusive" and ok["margin"] == pytest.approx(0.5)
 
 
-def test_allow_equal_and_one_seed():
+def test_allow_equal_and_degenerate_runs():
     tidy = pd.DataFrame({"table": ["table1"] * 2, "row": ["a", "b"], "metric": ["AP", "AP"],
                          "reproduced": [36.4, 36.4], "reproduced_std": [math.nan] * 2, "n_seeds": [2, 2],
                          "per_seed": ["0:36.4;1:36.5", "0:36.4;1:36.5"]})
     claim = {"id": "x", "table": "table1", "text": "t", "better": ["a"], "than": "b", "metrics": ["AP"]}
-    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["holds"] is True   # [0, 0] >= 0
-    assert scorecard.evaluate_claim({**claim, "allow_equal": False}, tidy)["holds"] is False
+    for allow_equal in (True, False):  # identical runs: a zero-width interval [0, 0] is no evidence either way
+        rec = scorecard.evaluate_claim({**claim, "allow_equal": allow_equal}, tidy)
+        assert rec["verdict"] == "inconclusive" and "degenerate" in rec["note"] and rec["n"] == 2, rec
+        assert rec["ci_lo"] == rec["ci_hi"] == 0.0 and rec["seeds_needed"] == ""
+    tidy["per_seed"] = ["0:36.4;1:36.5;2:36.0", "0:36.4;1:36.4;2:35.5"]  # +0.0 +0.1 +0.5
+    rec = scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)
+    assert rec["verdict"] == "inconclusive" and rec["ci_lo"] < 0 < rec["ci_hi"]
+    tidy["per_seed"] = ["0:36.4;1:36.5;2:36.45", "0:36.2;1:36.2;2:36.2"]  # +0.2 +0.3 +0.25: above 0
+    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["verdict"] == "holds"
+    tidy["per_seed"] = ["0:35.0;1:35.1;2:35.0", "0:36.0;1:36.3;2:35.8"]  # "does not hurt", but it does
+    rec = scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)
+    assert rec["verdict"] == "contradicted" and rec["ci_hi"] < 0
     tidy["per_seed"] = ["0:36.4", "0:36.4"]
-    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["holds"] == "one seed"
+    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["verdict"] == "inconclusive"
     # float noise (36.5 - 36.4 = 0.10000000000000142) does not break equality or margins
     tidy.loc[0, "reproduced"] = 36.5
     assert scorecard.evaluate_claim({**claim, "allow_equal": False}, tidy)["margin"] == 0.1
 
 
-@pytest.mark.parametrize("gt, ld_only, expected", [
-    ([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], True),     # every seed +1.0: interval [1.0, 1.0]
-    ([35.0, 35.1, 35.2], [36.0, 36.3, 36.0], True),     # +1.0, +1.2, +0.8: interval [0.50, 1.50]
-    ([35.0, 35.1, 35.2], [36.5, 35.6, 36.2], False),    # +1.5, +0.5, +1.0: interval [-0.24, 2.24]
-    ([35.0, 35.1, 35.2], [33.0, 36.1, 39.2], False),    # -2, +1, +4: mean 1.0 but the interval reaches below 0
-    ([35.1], [36.1], "one seed"),
-    ([35.0, 35.1, 35.2], [36.1], "one seed"),           # one common seed
+@pytest.mark.parametrize("gt, ld_only, expected, why", [
+    ([35.0, 35.1, 35.2], [36.0, 36.3, 36.0], "holds", ""),            # +1.0 +1.2 +0.8: [0.50, 1.50], above
+    ([35.0, 35.1, 35.2], [34.0, 33.8, 34.4], "contradicted", ""),     # -1.0 -1.3 -0.8: below
+    ([35.0, 35.1, 35.2], [36.5, 35.6, 36.2], "inconclusive", "straddles"),  # +1.5 +0.5 +1.0: [-0.24, 2.24]
+    ([35.0, 35.1, 35.2], [33.0, 36.1, 39.2], "inconclusive", "straddles"),  # -2, +1, +4: mean 1.0
+    ([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], "inconclusive", "degenerate"),  # every seed +1.0: [1.0, 1.0]
+    ([35.1], [36.1], "inconclusive", "one seed"),
+    ([35.0, 35.1, 35.2], [36.1], "inconclusive", "one seed"),           # one common seed
 ])
-def test_paired_interval_decides(tmp_path, gt, ld_only, expected):
+def test_paired_interval_decides(tmp_path, gt, ld_only, expected, why):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds(gt, ld_only, [37.0, 37.1, 37.2]))
-    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
-    rec = claim_by_id(claims, "t1-ld-only-beats-gt")
+    rec = claim_by_id(scorecard.build_scorecard([csv], CLAIMS, PAPER).claims, "t1-ld-only-beats-gt")
     diffs = [b - a for a, b in zip(gt, ld_only)]  # paired over the common seeds
-    assert rec["margin"] == pytest.approx(statistics.fmean(ld_only) - statistics.fmean(gt))  # of the means
+    assert rec["margin"] == pytest.approx(statistics.fmean(ld_only) - statistics.fmean(gt), abs=1e-4)  # means
     assert rec["n"] == len(diffs)
     if len(diffs) > 1:
         half = stats.t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
         assert rec["ci_lo"] == pytest.approx(statistics.fmean(diffs) - half, abs=1e-4)
-        assert rec["holds"] is (rec["ci_lo"] > 0)
-    assert rec["holds"] == expected
+        assert rec["ci_hi"] == pytest.approx(statistics.fmean(diffs) + half, abs=1e-4)
+    assert rec["verdict"] == expected and why in rec["note"]
+    if why == "straddles":  # seeds an effect of the paper's size (+0.6 AP, +1.1 AP75) would need at this spread
+        sd = statistics.stdev(diffs)
+        assert rec["seeds_needed"] == str(stats.seeds_needed(sd, 36.4 - 35.8))
+        assert int(rec["seeds_needed"]) > len(diffs)
+    else:
+        assert rec["seeds_needed"] == ""
+
+
+def test_seeds_needed():
+    # sd = |effect|: n = 10 is the first n with n >= (t(0.975, n-1) + t(0.8, n-1))^2 (9: 10.2 > 9)
+    assert stats.seeds_needed(1.0, 1.0) == 10 and stats.seeds_needed(1.0, -1.0) == 10
+    assert stats.seeds_needed(0.5, 1.0) == 5
+    assert stats.seeds_needed(1.08, 0.7) > 18  # the README's Table 1 spread against the paper's +0.7 AP
+    assert stats.seeds_needed(50.0, 0.1) == stats.MAX_SEEDS + 1
+    for sd, effect in ((0.0, 1.0), (1.0, 0.0), (math.nan, 1.0), (1.0, math.nan)):
+        assert stats.seeds_needed(sd, effect) is None
 
 
 def test_t_interval_matches_the_textbook_value():
     d = stats.paired_difference({0: 1.5, 1: 0.5, 2: 1.0}, {0: 0.0, 1: 0.0, 2: 0.0})
-    assert d.n == 3 and d.mean == pytest.approx(1.0)
+    assert d.n == 3 and d.mean == pytest.approx(1.0) and d.sd == pytest.approx(0.5)
     assert stats.t_quantile(2) == pytest.approx(4.302653, abs=1e-5)   # t_{0.975, 2}
     assert (d.lo, d.hi) == pytest.approx((1.0 - 4.302653 * 0.5 / math.sqrt(3), 1.0 + 4.302653 * 0.5 / math.sqrt(3)))
+    assert d.verdict(allow_equal=False) == ("inconclusive", "the interval straddles 0")
     assert stats.paired_difference({0: 1.0}, {1: 0.0}) is None
+    same = stats.paired_difference({0: 36.1, 1: 36.2}, {0: 35.1, 1: 35.2})  # float noise: still degenerate
+    assert same.degenerate and same.verdict(False)[0] == "inconclusive"
 
 
 def test_tables_not_built_are_not_run(tmp_path, paper):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.2], [36.0, 36.4], [36.5, 36.7]))
-    cells, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    cells, claims = card.cells, card.claims
     # every paper cell is there, once
     assert len(cells) == len(paper)
     assert not cells.duplicated(["table", "row", "metric"]).any()
@@ -187,7 +224,7 @@ def test_tables_not_built_are_not_run(tmp_path, paper):
     assert one["reproduced"] == pytest.approx(36.2)
     assert one["reproduced_std"] == pytest.approx(0.2828, abs=1e-4)
     assert one["delta"] == pytest.approx(36.2 - 36.4)
-    assert one["run"] == "gfl_r18_ld_only_r101"
+    assert one["run"] == "gfl_r18_ld_only_r101" and one["dataset"] == "coco_val2017"
     rest = cells[cells["table"] != "table1"]
     assert (rest["status"] == "not run").all()
     assert rest["reproduced"].isna().all() and rest["delta"].isna().all() and rest["n_seeds"].isna().all()
@@ -195,96 +232,225 @@ def test_tables_not_built_are_not_run(tmp_path, paper):
     for rec in claims.to_dict("records"):
         assert rec["holds_in_paper"] is True or rec["id"].startswith("t3-ld-vs-head-")
         if rec["table"] == "table1":
-            assert rec["holds"] in (True, False)
+            assert rec["verdict"] in ("holds", "contradicted", "inconclusive")
         else:
-            assert rec["holds"] == "not run" and fmt.is_missing(rec["n"])
+            assert rec["verdict"] == "not run" and fmt.is_missing(rec["n"])
             assert math.isnan(rec["margin"]) and "not built" in rec["note"]
 
 
 def test_missing_row_in_a_built_table_is_not_run(tmp_path):
     seeds = {k: v for k, v in table1_seeds([35.0], [36.0], [36.5]).items() if k[0] != "ld+gt"}
     csv = write_tidy(tmp_path / "table1.csv", seeds)
-    cells, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
-    rec = claim_by_id(claims, "t1-gt-adds-little")
-    assert rec["holds"] == "not run" and "ld+gt" in rec["note"]
-    assert claim_by_id(claims, "t1-ld-only-beats-gt")["holds"] == "one seed"
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    rec = claim_by_id(card.claims, "t1-gt-adds-little")
+    assert rec["verdict"] == "not run" and "ld+gt" in rec["note"]
+    assert claim_by_id(card.claims, "t1-ld-only-beats-gt")["verdict"] == "inconclusive"
+    cells = card.cells
     assert (cells[(cells["table"] == "table1") & (cells["row"] == "ld+gt")]["status"] == "not run").all()
 
 
 def test_works_on_a_table_built_by_ld_core_tables(tmp_path):
     spec = yaml.safe_load(MATRIX.read_text())["tables"]["table1"]
     metrics = pd.DataFrame([
-        {"run": run, "seed": s, "metric": m, "value": v + s * 0.1, "source": f"{run}/{s}"}
+        {"run": run, "seed": s, "metric": m, "value": v + s * 0.1 + (0.05 * s * s if run != "gfl_r18" else 0),
+         "source": f"{run}/{s}"}
         for run, base in (("gfl_r18", 35.0), ("gfl_r18_ld_only_r101", 36.0), ("gfl_r18_ld_r101", 36.5))
         for s in (0, 1, 2) for m, v in (("AP", base), ("AP75", base + 2))])
     tidy = tables.build_table("table1", spec, metrics, tables.load_paper_values(PAPER))
     csv = tmp_path / "table1.csv"
     csv.write_text(tidy.to_csv(index=False, lineterminator="\n"))
-    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER)
-    rec = claim_by_id(claims, "t1-ld-only-beats-gt")
-    assert rec["holds"] is True and rec["margin"] == pytest.approx(1.0)
-    assert rec["n"] == 3 and rec["ci_lo"] == pytest.approx(1.0)  # every seed +1.0
+    rec = claim_by_id(scorecard.build_scorecard([csv], CLAIMS, PAPER).claims, "t1-ld-only-beats-gt")
+    assert rec["verdict"] == "holds" and rec["margin"] == pytest.approx(1.0 + 0.05 * 5 / 3, abs=1e-4)
+    assert rec["n"] == 3 and 0 < rec["ci_lo"] < 1.0  # +1.0, +1.05, +1.2
+
+
+# ----------------------------------------------------------------------------------------------- preconditions
+
+
+def write_teacher(root: Path, run: str, seed: int, ap: float) -> Path:
+    path = root / "runs" / run / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"run": run, "seed": seed, "dataset": "coco", "metrics": {"AP": ap, "AP75": ap}}))
+    return path
+
+
+def pre(root: Path, teachers=(("gfl_r101_teacher", 1000, 24.5),), min_ap=1.0, margin=1.0):
+    return scorecard.Preconditions(matrix=MATRIX, teacher_metrics=[write_teacher(root, *t) for t in teachers],
+                                   min_ap=min_ap, teacher_margin_ap=margin)
+
+
+def test_preconditions_pass(tmp_path):
+    csv = write_tidy(tmp_path / "table1.csv", table1_seeds([14.0, 14.1, 14.2], [15.0, 15.3, 15.0], [16, 16.2, 15.9]))
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path))
+    p = card.preconditions.set_index("id")
+    assert set(p["status"]) == {"passed"}
+    assert list(p.index) == ["learned:gt-only", "learned:ld-only", "learned:ld+gt", "learned:teacher:gfl_r101_teacher",
+                             "teacher-better:ld-only:gt-only", "teacher-better:ld+gt:gt-only"]
+    better = p.loc["teacher-better:ld-only:gt-only"]
+    assert (better["run"], better["value"], better["than_value"]) == ("gfl_r101_teacher", 24.5, pytest.approx(14.1))
+    assert better["margin"] == pytest.approx(10.4) and better["n"] == 3  # unpaired: the teacher has seed 1000
+    assert claim_by_id(card.claims, "t1-ld-only-beats-gt")["verdict"] == "holds"
+    assert scorecard.precondition_line(card.preconditions) == ""
+
+
+def test_preconditions_fail_and_the_verdicts_say_so(tmp_path):
+    # the issue's case: a teacher barely above its students, and a student baseline that learned nothing
+    seeds = table1_seeds([0.5, 0.6, 0.7], [1.5, 1.8, 1.6], [0.9, 1.1, 1.0])
+    csv = write_tidy(tmp_path / "table1.csv", seeds)
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 1.1)]))
+    p = card.preconditions.set_index("id")
+    assert p.loc["learned:gt-only", "status"] == "failed" and p.loc["learned:ld-only", "status"] == "passed"
+    assert p.loc["learned:teacher:gfl_r101_teacher", "status"] == "passed"
+    assert p.loc["teacher-better:ld-only:gt-only", "status"] == "failed"  # 1.1 - 0.6 = +0.5 < +1.0
+    assert "teacher not better than student" in p.loc["teacher-better:ld-only:gt-only", "note"]
+    rec = claim_by_id(card.claims, "t1-ld-only-beats-gt")  # the interval alone says holds (+1.0 +1.2 +0.9)
+    assert rec["verdict"] == "inconclusive" and rec["ci_lo"] > 0
+    assert rec["note"].startswith("precondition failed: gt-only below the AP floor (0.60); teacher not better than "
+                                  "student (ld-only: gfl_r101_teacher 1.10 AP vs gt-only 0.60)")
+    assert rec["note"].endswith("the interval alone says: holds")
+    assert rec["seeds_needed"] == ""
+    gt_adds = claim_by_id(card.claims, "t1-gt-adds-little")  # ld+gt vs ld-only: their teacher failed too
+    assert gt_adds["verdict"] == "inconclusive" and "teacher not better" in gt_adds["note"]
+    bars = {(c["label"], c["metric"]): c for c in card.differences["table1"]}
+    assert bars[("ld-only − gt-only", "AP")]["verdict"] == "inconclusive"
+    assert bars[("ld-only − gt-only", "AP")]["precondition_failed"]  # the plot labels it
+    line = scorecard.precondition_line(card.preconditions)
+    assert line.startswith("PRECONDITIONS FAILED: the teacher is not better than the student baseline "
+                           "(table1: ld-only, ld+gt); models below the AP floor (table1: gt-only)")
+    md = scorecard.render_markdown(card.cells, card.claims, card.preconditions)
+    assert md.index("PRECONDITIONS FAILED") < md.index("hold, ") < md.index("## Preconditions") < md.index("## Claims")
+    # a teacher below the floor fails "learned" for the rows it teaches
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 0.3)]))
+    assert card.preconditions.set_index("id").loc["learned:teacher:gfl_r101_teacher", "status"] == "failed"
+    assert "teacher gfl_r101_teacher below the AP floor" in claim_by_id(card.claims, "t1-ld-only-beats-gt")["note"]
+
+
+def test_self_ld_teacher_is_exempt_and_a_missing_teacher_is_an_error(tmp_path):
+    seeds = {("r18-base", "AP"): [14.3], ("r18-base", "AP75"): [7.5], ("r18-self", "AP"): [14.5],
+             ("r18-self", "AP75"): [7.2]}
+    csv = write_tidy(tmp_path / "table2.csv", seeds, table="table2")
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r18", 1000, 13.6)]))
+    p = card.preconditions.set_index("id")
+    assert p.loc["teacher-better:r18-self", "status"] == "not required"  # the teacher 13.6 < 14.3: Self-LD
+    assert "self-distillation" in p.loc["teacher-better:r18-self", "note"]
+    with pytest.raises(DataError, match=r"no AP of teacher run 'gfl_r18' seed 1000 \(needed by table2 row 'r18-self'\)"):
+        scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, []))
+    with pytest.raises(ConfigError, match="min_ap must be a number >= 0"):
+        scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, min_ap=-1.0))
+
+
+def test_teacher_paired_by_seed_where_seeds_allow():
+    """A teacher trained with the baseline's seeds is compared paired (interval above 0), not by the margin."""
+    t = {0: 15.0, 1: 15.2, 2: 15.1}
+    rec = scorecard._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 14.0, 1: 14.5, 2: 13.9}, 5.0)
+    assert rec["status"] == "passed" and rec["n"] == 3 and rec["ci_lo"] > 0  # +0.97 < 5.0, but paired above 0
+    rec = scorecard._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 15.5, 1: 14.5, 2: 15.0}, 0.0)
+    assert rec["status"] == "failed" and "paired over 3 seeds" in rec["note"]
 
 
 # ----------------------------------------------------------------------------------------------- outputs
 
 
+PRE_ARGS = ["--matrix", str(MATRIX), "--min-ap", "1.0", "--teacher-margin", "1.0"]
+
+
 def test_write_scorecard_outputs(tmp_path, capsys):
     csv = write_tidy(tmp_path / "tables" / "table1.csv",
-                     table1_seeds([35.0, 35.1, 35.2], [36.0, 36.1, 36.2], [36.5, 36.6, 36.7]))
+                     table1_seeds([35.0, 35.1, 35.2], [36.0, 36.3, 36.2], [36.5, 36.7, 36.6]))
+    teacher = write_teacher(tmp_path, "gfl_r101_teacher", 1000, 44.0)
     out_csv, out_md, plot_dir = tmp_path / "out" / "scorecard.csv", tmp_path / "out" / "scorecard.md", tmp_path / "fig"
-    rc = cli_main(["scorecard", "--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(PAPER),
-                         "--csv", str(out_csv), "--md", str(out_md), "--plot-dir", str(plot_dir)])
+    rc = cli_main(["scorecard", "--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(PAPER), *PRE_ARGS,
+                   "--teacher-metrics", str(teacher), "--csv", str(out_csv), "--md", str(out_md),
+                   "--plot-dir", str(plot_dir)])
     assert rc == 0
     n = len(scorecard.load_claims(CLAIMS))
     n_other = sum(1 for c in scorecard.load_claims(CLAIMS) if c["table"] != "table1")
-    summary = (f"{n - n_other} of {n} claims hold on the reproduced numbers (paired 95 % interval above 0); "
-               f"0 one seed; {n_other} not run")
+    # ld-only - gt-only +1.0 +1.2 +1.0: holds; ld+gt - gt-only: holds; ld+gt - ld-only +0.5 +0.4 +0.4: holds
+    summary = f"3 hold, 0 contradicted, 0 inconclusive, {n_other} not run (of {n} claims, on the reproduced numbers)"
     assert summary in capsys.readouterr().out
 
     df = pd.read_csv(out_csv, dtype=str, keep_default_na=False)
-    assert set(df["kind"]) == {"cell", "claim"}
     assert df.columns[0] == "kind"
+    assert list(dict.fromkeys(df["kind"])) == ["precondition", "claim", "cell"]  # preconditions before verdicts
     for col in ("table", "row", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta", "status",
-                "id", "holds", "holds_in_paper", "margin", "n", "ci_lo", "ci_hi", "per_seed"):
+                "id", "verdict", "holds_in_paper", "margin", "n", "ci_lo", "ci_hi", "seeds_needed", "per_seed",
+                "check", "value", "than_value"):
         assert col in df.columns, col
     claim_rows = df[df["kind"] == "claim"]
     assert len(claim_rows) == n and set(claim_rows["holds_in_paper"]) == {"True", scorecard.NOT_IN_PAPER}
-    assert claim_rows.set_index("id").loc["t1-ld-only-beats-gt", "holds"] == "True"
+    assert claim_rows.set_index("id").loc["t1-ld-only-beats-gt", "verdict"] == "holds"
+    assert set(claim_rows["verdict"]) == {"holds", "not run"}
     assert (df[df["kind"] == "cell"]["id"] == "").all()
+    assert set(df.loc[df["kind"] == "precondition", "status"]) == {"passed"}
 
     md = out_md.read_text()
-    assert md.startswith("# ")
+    assert md.startswith("# ") and "PRECONDITIONS FAILED" not in md
     assert summary in md
-    assert "paired by seed" in md and "95 % Student-t interval" in md  # the rule is stated
-    assert "| t1-ld-only-beats-gt |" in md
+    assert "paired by seed" in md and "95 % Student-t interval" in md and "inconclusive" in md  # the rule
+    assert "| t1-ld-only-beats-gt |" in md and "| **holds** |" in md
+    assert md.index("## Preconditions") < md.index("## Claims") < md.index("## table1")
+    assert "1 AP (mean over its seeds)" in md and "≥ 1" in md  # the thresholds are stated
     assert "## table1" in md and "## table4 (not run)" in md
-    assert "| ld-only | AP | 36.4 | 36.1 ± 0.1 | -0.3 | reproduced |" in md
+    assert "| ld-only | AP | 36.4 | 36.2 ± 0.2 | -0.2 | reproduced |" in md
 
     png = plot_dir / "table1_bars.png"
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in plot_dir.iterdir()) == ["table1_bars.png"]  # only built tables, no temp files
-    _, _, differences = scorecard.build_scorecard([csv], CLAIMS, PAPER)
-    assert png.read_bytes() == plots.bars_png("table1", differences["table1"])  # the claims' differences, as rendered
+    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    assert png.read_bytes() == plots.bars_png("table1", card.differences["table1"])  # as rendered
+    assert {c["verdict"] for c in card.differences["table1"]} == {"holds"}
+
+
+def test_own_dataset_scorecard_has_no_paper_values(tmp_path):
+    """A table built on a dataset of one's own: its name, no paper value or delta, claims judged on our numbers."""
+    csv = write_tidy(tmp_path / "table1.csv", table1_seeds([0.5, 0.6, 0.7], [0.6, 1.3, 0.2], [0.5, 0.9, 0.4]),
+                     dataset="aerial")
+    out = tmp_path / "out"
+    card = scorecard.write_scorecard([csv], CLAIMS, PAPER, out / "s.csv", out / "s.md", out / "fig",
+                                     preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 1.1)]))
+    assert card.datasets == {"table1": "aerial"}
+    t1 = card.cells[card.cells["table"] == "table1"]
+    assert len(t1) == 6 and (t1["status"] == "reproduced").all() and set(t1["dataset"]) == {"aerial"}
+    assert t1["paper"].isna().all() and t1["delta"].isna().all()
+    rec = claim_by_id(card.claims, "t1-ld-only-beats-gt")
+    assert rec["holds_in_paper"] == scorecard.OWN_DATASET and math.isnan(rec["paper_margin"])
+    assert rec["verdict"] == "inconclusive" and "precondition failed" in rec["note"]
+    assert all(math.isnan(c["paper"]) for c in card.differences["table1"])
+    md = (out / "s.md").read_text()
+    assert md.startswith("# LD supplement scorecard\n\n**PRECONDITIONS FAILED")
+    assert "## table1 on `aerial` (your dataset; no paper values: the paper's are on coco_val2017)" in md
+    part = md.split("## table1 on")[1].split("## table2")[0]
+    assert "| row | metric | reproduced (± std) | status |" in part and "coco_val2017 |" not in part
+    assert "| gt-only | AP | 0.6 ± 0.1 | reproduced |" in part
+    assert "Datasets of your own: table1 on `aerial`" in md
+    assert (out / "fig" / "table1_bars.png").stat().st_size > 1000
 
 
 def test_bars_png(tmp_path):
-    png = plots.bars_png("table1", [dict(label="ld+gt − gt-only", metric="AP", paper=0.7, diff=1.0, lo=0.5, hi=1.5, n=3),
-                                    dict(label="ld-only − gt-only", metric="AP75", paper=1.1, diff=-0.2, lo=None,
-                                         hi=None, n=1)])
+    comparisons = [dict(label="ld+gt − gt-only", metric="AP", paper=0.7, diff=1.0, lo=0.5, hi=1.5, n=3,
+                        verdict="holds"),
+                   dict(label="ld-only − gt-only", metric="AP75", paper=1.1, diff=-0.2, lo=None, hi=None, n=1,
+                        verdict="inconclusive"),
+                   dict(label="ld-only − gt-only", metric="AP", paper=0.6, diff=-1.0, lo=-1.5, hi=-0.5, n=3,
+                        verdict="contradicted")]
+    png = plots.bars_png("table1", comparisons)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    own = plots.bars_png("table1", comparisons, dataset="aerial")
+    assert own[:8] == b"\x89PNG\r\n\x1a\n" and own != png
+    recoloured = [dict(c, verdict="holds") for c in comparisons]
+    assert plots.bars_png("table1", recoloured) != png  # the verdict shows
     assert plots.bars_png("table2", [])[:8] == b"\x89PNG\r\n\x1a\n"  # a built table without claims still plots
 
 
 def test_build_scorecard_returns_the_claimed_differences(tmp_path):
     one = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.1], [36.0, 36.3], [36.5, 36.5]))
-    _, _, differences = scorecard.build_scorecard([one], CLAIMS, PAPER)
+    differences = scorecard.build_scorecard([one], CLAIMS, PAPER).differences
     assert list(differences) == ["table1"]
     by_key = {(c["label"], c["metric"]): c for c in differences["table1"]}
     ld_only = by_key[("ld-only − gt-only", "AP")]
     assert ld_only["diff"] == pytest.approx(1.1) and ld_only["n"] == 2 and ld_only["lo"] < 1.1 < ld_only["hi"]
-    assert ld_only["paper"] == pytest.approx(36.4 - 35.8)
+    assert ld_only["paper"] == pytest.approx(36.4 - 35.8) and ld_only["verdict"] == "inconclusive"
 
 
 def test_nothing_partial_on_error(tmp_path):
@@ -294,6 +460,10 @@ def test_nothing_partial_on_error(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ConfigError):
         scorecard.write_scorecard([csv], bad_claims, PAPER, out / "s.csv", out / "s.md", out / "fig")
+    assert not out.exists()
+    with pytest.raises(DataError, match="no AP of teacher run"):  # a teacher's metrics missing
+        scorecard.write_scorecard([csv], CLAIMS, PAPER, out / "s.csv", out / "s.md", out / "fig",
+                                  preconditions=pre(tmp_path, []))
     assert not out.exists()
     # a write failing half-way (the Markdown's folder is a file) rolls the CSV back
     blocker = tmp_path / "blocker"
@@ -368,24 +538,23 @@ def test_missing_claims_file_and_cli_error(tmp_path, capsys):
     with pytest.raises(ConfigError, match="nope.yaml: claims file does not exist"):
         scorecard.load_claims(missing)
     rc = cli_main(["scorecard", "--tables", str(tmp_path / "t.csv"), "--claims", str(missing), "--paper", str(PAPER),
-                         "--csv", str(tmp_path / "s.csv"), "--md", str(tmp_path / "s.md")])
+                   *PRE_ARGS, "--csv", str(tmp_path / "s.csv"), "--md", str(tmp_path / "s.md")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "s.csv").exists()
 
 
 def test_figure2_claim_from_the_figures_summary(tmp_path):
-    import json
-
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.1], [36.0, 36.3], [36.5, 36.5]))
     summary = tmp_path / "figures.json"
     rec = {"boxes_per_image_nms0.6": 2.0, "boxes_per_image_nms0.95": 3.5, "surplus_per_image": 1.5}
     summary.write_text(json.dumps({"nms_redundancy": {"images": 200, "score_thr": 0.3,
                                                       "baseline": dict(rec, **{"redundant_per_image_nms0.6": 0.4}),
                                                       "ld": dict(rec, **{"redundant_per_image_nms0.6": 0.25})}}))
-    _, claims, _ = scorecard.build_scorecard([csv], CLAIMS, PAPER, summary)
+    claims = scorecard.build_scorecard([csv], CLAIMS, PAPER, summary).claims
     fig = claim_by_id(claims, "f2-ld-fewer-redundant-boxes")
-    assert fig["holds"] == "one seed" and fig["margin"] == pytest.approx(0.15) and "200 images" in fig["note"]
+    assert fig["verdict"] == "inconclusive" and fig["margin"] == pytest.approx(0.15) and "200 images" in fig["note"]
+    assert fig["note"].startswith("one seed")
     summary.write_text("{}")
     with pytest.raises(DataError, match="Figure 2"):
         scorecard.build_scorecard([csv], CLAIMS, PAPER, summary)
@@ -400,10 +569,29 @@ def test_ours_only_claim_is_scored_without_a_paper_value(tmp_path):
     assert len(claims) == 2
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump({"claims": claims}))
-    _, frame, diffs = scorecard.build_scorecard([csv], path, PAPER)
-    rec = claim_by_id(frame, "t3-ld-vs-head-atss")
-    assert rec["holds_in_paper"] == scorecard.NOT_IN_PAPER and rec["holds"] is True and rec["n"] == 3
-    assert claim_by_id(frame, "t3-ld-atss")["holds_in_paper"] is True
-    bars = {c["label"]: c for c in diffs["table3"]}
+    card = scorecard.build_scorecard([csv], path, PAPER, preconditions=pre(tmp_path, [("atss_r101_teacher", 1000, 29.9)]))
+    rec = claim_by_id(card.claims, "t3-ld-vs-head-atss")
+    assert rec["holds_in_paper"] == scorecard.NOT_IN_PAPER and rec["verdict"] == "holds" and rec["n"] == 3
+    assert claim_by_id(card.claims, "t3-ld-atss")["holds_in_paper"] is True
+    # the student baseline of atss-ld is the same architecture without a teacher: the distribution head
+    p = card.preconditions.set_index("id")
+    assert list(p.loc[p["check"] == "teacher better", "than"]) == ["atss-dist"]
+    bars = {c["label"]: c for c in card.differences["table3"]}
     assert len(bars) == 2 and any(math.isnan(c["paper"]) for c in bars.values())
-    assert plots.bars_png("table3", diffs["table3"])[:4] == b"\x89PNG"
+    assert plots.bars_png("table3", card.differences["table3"])[:4] == b"\x89PNG"
+
+
+def test_precondition_thresholds_live_in_the_config():
+    """configs/config.yaml states them; `--config preconditions={...}` strings are read as numbers; a mistake is
+    one line at parse time (before any job)."""
+    from ld_core.config.pipeline import validate_config
+
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    shipped = validate_config(yaml.safe_load((ROOT / "configs" / "config.yaml").read_text()), schema)
+    assert shipped["preconditions"] == {"min_ap": 1.0, "teacher_margin_ap": 1.0}
+    given = validate_config({"preconditions": {"min_ap": "2.5"}}, schema)  # as Snakemake hands --config over
+    assert given["preconditions"] == {"min_ap": 2.5, "teacher_margin_ap": 1.0}
+    for bad, fragment in (({"min_ap": -1}, "preconditions.min_ap: -1 is less than the minimum of 0"),
+                          ({"min_aps": 1}, "unknown config key 'min_aps' in preconditions")):
+        with pytest.raises(ConfigError, match=re.escape(fragment)):
+            validate_config({"preconditions": bad}, schema)

@@ -226,6 +226,31 @@ def test_failed_write_leaves_nothing(tmp_path, metric_files):
     assert sorted(p.name for p in csv_out.parent.iterdir()) == ["table1.csv", "table1.tex"]
 
 
+def test_own_dataset_has_no_paper_column(tmp_path, spec, metric_files):
+    """On a dataset of the user's own: no paper value or delta, a `dataset` column, and LaTeX without "Paper"."""
+    csv_out, tex_out = tmp_path / "tables" / "table1.csv", tmp_path / "tables" / "table1.tex"
+    parser = argparse.ArgumentParser()
+    tables.add_arguments(parser)
+    args = parser.parse_args(["--matrix", str(MATRIX), "--table", "table1", "--paper", str(PAPER), "--metrics",
+                              *map(str, metric_files), "--csv", str(csv_out), "--tex", str(tex_out),
+                              "--dataset-name", "aerial_tiles"])
+    assert tables.run(args) == 0
+    back = pd.read_csv(csv_out)
+    assert back["paper"].isna().all() and back["delta"].isna().all()
+    assert set(back["dataset"]) == {"aerial_tiles"} and back.loc[0, "reproduced"] == pytest.approx(36.2)
+    tex = tex_out.read_text()
+    assert "Paper" not in tex and "35.8" not in tex and "\\cmidrule" not in tex
+    assert "on the dataset aerial\\_tiles" in tex
+    assert "\\begin{tabular}{cccccc}" in tex  # 4 descriptive columns + one per metric
+    cells = [[c.strip() for c in line.removesuffix("\\\\").split("&")] for line in body_lines(tex)]
+    assert cells[0] == ["", "R-18", "", "\\checkmark", "36.2 $\\pm$ 0.3", "38.3 $\\pm$ 0.4"]
+    with pytest.raises(ConfigError, match="--dataset-name must not be empty"):
+        tables.write_table("table1", MATRIX, PAPER, metric_files, csv_out, tex_out, dataset_name=" ")
+    clash = dict(spec, columns=["dataset", "Student", "LD", "GT"])
+    with pytest.raises(ConfigError, match="column name 'dataset' clashes"):
+        tables.build_table("table1", clash, tables.load_metrics(metric_files), tables.load_paper_values(PAPER))
+
+
 def test_unknown_table(tmp_path, metric_files):
     with pytest.raises(ConfigError, match="table9"):
         tables.write_table("table9", MATRIX, PAPER, metric_files, tmp_path / "a.csv", tmp_path / "a.tex")

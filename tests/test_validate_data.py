@@ -84,6 +84,14 @@ def _mutate(data: dict, case: str) -> dict:
         data["categories"] = []
     elif case == "top_level_list":
         return [data]
+    elif case == "no_annotations":
+        data["annotations"] = []
+    elif case == "only_zero_area":
+        for ann in anns:
+            ann["bbox"][3] = 0.0
+    elif case == "only_crowd":
+        for ann in anns:
+            ann["iscrowd"] = 1
     return data
 
 
@@ -102,6 +110,10 @@ COCO_CASES = {
     "categories_not_list": ["'categories' must be a list"],
     "no_categories": ["'categories' is empty"],
     "top_level_list": ["top level must be a JSON object"],
+    # a split without a box to learn from or score against: refused before training or evaluation
+    "no_annotations": ["lists no annotations"],
+    "only_zero_area": ["has no box that training learns from", "all of them crowd regions or boxes mmdet leaves out"],
+    "only_crowd": ["has no box that training learns from"],
 }
 
 
@@ -233,3 +245,14 @@ def test_voc_missing_image(copy_of):
         validate_voc(out / "VOCdevkit", split="test")
     _one_line_error(excinfo, image, "is missing")
     assert validate_voc(out / "VOCdevkit", split="test", check_images=False)["images"] == 3
+
+
+def test_voc_split_of_difficult_objects_only(copy_of):
+    out, _ = copy_of
+    split = _voc(out) / "ImageSets" / "Main" / "test.txt"
+    for xml in (_voc(out) / "Annotations").glob("val_*.xml"):
+        xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>"))
+    with pytest.raises(DataError) as excinfo:
+        validate_voc(out / "VOCdevkit", split="test")
+    _one_line_error(excinfo, split, "has no box that training learns from", "all of them difficult objects")
+    assert validate_voc(out / "VOCdevkit", split="trainval")["images"] == 6  # the other split is untouched

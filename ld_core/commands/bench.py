@@ -362,7 +362,7 @@ def format_report(res: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``python -m ld_core bench train ...``."""
+    """``python -m ld_core bench train ...`` and ``bench profile ...`` (:mod:`ld_core.commands.step_profile`)."""
     sub = parser.add_subparsers(dest="bench", required=True)
     train = sub.add_parser("train", help="time training steps of the variants")
     train.add_argument("--scale", choices=SCALES, default="embedded", help="model sizes (configs/scales/<scale>.yaml)")
@@ -375,9 +375,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--gt-per-image", type=int, default=12)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="also write the results as JSON")
+    from . import step_profile
+
+    step_profile.add_arguments(sub.add_parser("profile", help="where a training step's time goes (CPU), and its "
+                                                             "convolutions' FLOPs over this machine's throughput"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench == "profile":
+        from . import step_profile
+
+        return step_profile.run(args)
     res = run_benchmark(scale=args.scale, image_size=args.image_size, batch=args.batch, steps=args.steps,
                         warmup=args.warmup, device=args.device, threads=args.threads,
                         gt_per_image=args.gt_per_image, seed=args.seed)

@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_json
 from ..config.builder import VOC_IOU_THRS
 from ..threads import pin_threads
@@ -50,6 +50,13 @@ def voc_metrics(raw: dict) -> dict:
     return out
 
 
+def check_scored(metrics: dict, ann_file: str, meta: dict) -> None:
+    """An AP of ``None`` (pycocotools' -1: no ground truth it scores) is an error, never an all-null metrics file."""
+    if metrics.get("AP") is None:
+        raise DataError(f"{ann_file}: no ground-truth box to score run '{meta.get('run')}' seed {meta.get('seed')} "
+                        "against (every COCO metric is -1); no metrics file written")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True)
@@ -63,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.runner import Runner
 
     from ..data.dataset_config import validate_dataset_config
+    from ..data.ground_truth import consistent_ground_truth
     from ..config.builder import student_only
     from ..engine.config_text import memoize_pretty_text
+    from ..engine.nonfinite import nonfinite_tensors
 
     for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
         if not Path(path).is_file():
@@ -81,12 +90,22 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="ld-eval-") as work:
         cfg.work_dir = work
-        raw = Runner.from_cfg(cfg).test()
+        runner = Runner.from_cfg(cfg)
+        left_out = consistent_ground_truth(runner)  # the boxes training leaves out (none in the synthetic data)
+        runner.load_or_resume()  # the weights, checked before inference (test() does not load them twice)
+        bad = nonfinite_tensors(runner.model.state_dict())
+        if bad:  # a diverged training: its detections would be scored "AP 0"
+            raise DataError(f"{args.checkpoint}: {len(bad)} weight tensor(s) hold NaN/inf (e.g. {bad[0]}): the "
+                            "training diverged; retrain it (a NaN model is not scored)")
+        raw = runner.test()
     metrics = voc_metrics(raw) if dataset == "voc" else coco_metrics(raw)
+    check_scored(metrics, cfg.test_evaluator.get("ann_file", args.config), meta)
     result = dict(run=meta.get("run"), seed=meta.get("seed"), dataset=dataset, split="val" if dataset == "coco" else "test",
                   metrics=metrics, eval_seconds=round(time.time() - start, 1))
     if meta.get("dataset_file"):  # the user's dataset in the matrix dataset's place
         result["dataset_file"] = meta["dataset_file"]
+    if left_out["boxes"]:  # as in training: see ld_core/data/ground_truth.py
+        result["ground_truth_left_out"] = left_out["boxes"]
     if not raw:
         result["note"] = "no detection above the score threshold: AP reported as 0"
     atomic_write_json(args.out, result)

@@ -8,6 +8,9 @@
   first. torch >= 2.6 loads them with ``weights_only=True``: exactly the non-tensor types mmengine stores
   are allow-listed (:func:`allow_mmengine_checkpoint_globals`), never ``weights_only=False``.
 - The final tensor-only checkpoint (the rule's output) is written atomically by rank 0 at the end.
+- A loss or gradient norm that becomes NaN/inf stops training at that iteration
+  (:class:`~ld_core.engine.nonfinite.NonFiniteLossHook`, added here to every run): one line naming the run, the
+  iteration and the losses, exit status 2 and no checkpoint; weights that are not finite are never saved.
 """
 from __future__ import annotations
 
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
     from ..engine.config_text import memoize_pretty_text
+    from ..engine.nonfinite import NonFiniteTrainingError, nonfinite_tensors
     from ..models.checkpoints import save_tensor_checkpoint
 
     if not Path(args.config).is_file():
@@ -185,17 +189,26 @@ def run(args: argparse.Namespace) -> int:
             cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
     cfg.work_dir = str(Path(args.work_dir).resolve())
     cfg.resume, cfg.load_from = True, None  # mmengine resumes from work_dir/last_checkpoint if there is one
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="NonFiniteLossHook")]  # not a setting: always on
     allow_mmengine_checkpoint_globals()
     line = lr_scaling_line(cfg, world_size)
     if line and dist_rank() == 0:
         print(line, flush=True)
     start = time.time()
     memoize_pretty_text()
+    run_dir = Path(args.checkpoint).parent  # results/runs/<run>/seed<k>
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteTrainingError as exc:
+        raise NonFiniteTrainingError(f"{run_dir}: {exc}") from None
     if dist_rank() != 0:
         return 0
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    bad = nonfinite_tensors(model.state_dict())
+    if bad:
+        raise NonFiniteTrainingError(f"{run_dir}: {len(bad)} weight tensor(s) hold NaN/inf after {runner.iter} "
+                                     f"iterations (e.g. {bad[0]}); no checkpoint written")
     meta = dict(cfg.get("ld_repro", {}), iters=int(runner.iter), train_seconds=round(time.time() - start, 1),
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}

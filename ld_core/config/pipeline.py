@@ -45,14 +45,158 @@ def _fill_defaults(schema: dict, data: dict) -> None:
             _fill_defaults(sub, data[key])
 
 
+def _deref(root: dict, node):
+    """``node`` with its local ``$ref`` (``#/...``) followed."""
+    while isinstance(node, dict) and str(node.get("$ref", "")).startswith("#/"):
+        target = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _schema_at(root: dict, path: Sequence) -> Tuple[str, object]:
+    """What ``root`` says of the value at ``path``: ``('schema', sub-schema)``, ``('free', None)`` where a mapping
+    takes any key (e.g. a head override's ``bbox_head``), ``('unknown', allowed keys)`` where the key is not
+    allowed."""
+    node = _deref(root, root)
+    for key in path:
+        if isinstance(key, int):
+            items = node.get("items")
+            if not isinstance(items, dict):
+                return "free", None
+            node = _deref(root, items)
+            continue
+        props, extra = node.get("properties", {}), node.get("additionalProperties", True)
+        if key in props:
+            node = _deref(root, props[key])
+        elif isinstance(extra, dict):
+            node = _deref(root, extra)
+        elif extra is False:
+            return "unknown", sorted(props)
+        else:
+            return "free", None
+    return "schema", node
+
+
+def _accepts(schema: dict, value) -> bool:
+    import jsonschema
+
+    try:
+        return jsonschema.Draft202012Validator(schema).is_valid(value)
+    except Exception:  # a reference it cannot follow alone: no opinion
+        return True
+
+
+NULL_WORDS = ("", "null", "~", "none", "None")
+
+
+def _typed_as_schema(value, schema: dict):
+    """A `--config` leaf (Snakemake hands them over as strings: '2', 'null', 'false') read as the type its
+    schema wants: the YAML reading of the string where the schema refuses the string itself."""
+    if not isinstance(value, str) or _accepts(schema, value):
+        return None if isinstance(value, str) and value in NULL_WORDS and _accepts(schema, None) else value
+    types = schema.get("type", [])
+    if "boolean" in ([types] if isinstance(types, str) else types) and value.lower() in BOOL_WORDS:
+        return BOOL_WORDS[value.lower()]
+    try:
+        read = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return value if isinstance(read, str) else read
+
+
+def _cli_leaves(cli, prefix=()):
+    """(path, value) of every leaf given with `--config` (mapping keys and list indices)."""
+    if isinstance(cli, Mapping):
+        for key, value in cli.items():
+            yield from _cli_leaves(value, (*prefix, key))
+    elif isinstance(cli, (list, tuple)):
+        for i, value in enumerate(cli):
+            yield from _cli_leaves(value, (*prefix, i))
+    else:
+        yield prefix, cli
+
+
+def _apply_cli_types(data: dict, schema: dict, cli: Mapping) -> None:
+    """Each `--config` string leaf in ``data`` as the type the schema wants (:func:`_typed_as_schema`)."""
+    for path, value in _cli_leaves(cli):
+        if not path or not isinstance(value, str):
+            continue
+        parent = data
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            current = parent[path[-1]] if isinstance(parent, (dict, list)) else None
+        except (KeyError, IndexError, TypeError):
+            continue
+        kind, sub = _schema_at(schema, path)
+        if isinstance(current, str) and kind == "schema" and isinstance(sub, dict):
+            parent[path[-1]] = _typed_as_schema(current, sub)
+
+
+def _space_hint(key) -> str:
+    """`batch_size:2` (no space) is one YAML key with no value: say what was meant."""
+    if isinstance(key, str) and ":" in key:
+        name, value = key.split(":", 1)
+        return f" (did you mean '{name}: {value}' with a space?)"
+    return ""
+
+
+def _null_leaves(value, prefix=()):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if sub is None:
+                yield (*prefix, key)
+            else:
+                yield from _null_leaves(sub, (*prefix, key))
+
+
+def _check_override_nulls(overrides: dict, scale_schema: dict, origin) -> None:
+    """A null in ``scale_overrides`` removes the key from the profile (the merge's rule): refused unless the
+    scale schema allows null there (or the mapping takes any key, as a head override does). ``origin(path)``:
+    who set it."""
+    from .validate import key_path
+
+    for path in _null_leaves(overrides):
+        where = key_path(["scale_overrides", *path])
+        kind, sub = _schema_at(scale_schema, path)
+        if kind == "unknown":
+            raise ConfigError(f"{origin(['scale_overrides', *path])}: config key {where}: '{path[-1]}' is not a key "
+                              f"of the scale profile (allowed: {', '.join(sub)}) and has no value"
+                              f"{_space_hint(path[-1])}")
+        if kind == "schema" and not _accepts(sub, None):
+            raise ConfigError(f"{origin(['scale_overrides', *path])}: config key {where}: no value (null), which "
+                              f"would remove '{path[-1]}' from the scale profile; a null is allowed only where the "
+                              f"profile's schema allows it{_space_hint(path[-1])}")
+
+
+def _message(err) -> str:
+    """The problem of a jsonschema error, in the words of :func:`ld_core.config.validate.describe`."""
+    from .validate import describe
+
+    if err.validator == "uniqueItems" and isinstance(err.instance, list):
+        seen = set()
+        dup = next(v for v in err.instance if (json.dumps(v) in seen or seen.add(json.dumps(v))))
+        return f"{json.dumps(dup)} is given more than once (each value once: {json.dumps(err.instance)})"
+    text = describe(err)[1]
+    if err.instance is None:
+        text = text.replace("got null None", "got no value (null)")
+        text += _space_hint(list(err.absolute_path)[-1]) if err.absolute_path else ""
+    return text
+
+
 def _source_of(path: list, source: str, configfiles: Sequence[str | Path], cli: Mapping) -> str:
     """Where Snakemake took the config value at ``path`` from: `--config`, else the last `--configfile` that
     sets it (read only when an error is reported), else ``source`` (the workflow's configfile)."""
     def sets(data) -> bool:
         for key in path:
-            if not isinstance(data, Mapping) or key not in data:
+            if isinstance(data, Mapping) and key in data:
+                data = data[key]
+            elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+                data = data[key]  # an item of a list (`seeds=[-1]`): set where the list was
+            else:
                 return False
-            data = data[key]
         return True
 
     if path and sets(cli):
@@ -74,22 +218,34 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
     data = json.loads(json.dumps(config))
     if isinstance(data.get("seeds"), list):  # `--config seeds=[0,1,2]` arrives as strings
         data["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in data["seeds"]]
-    if isinstance(data.get("scale_overrides"), dict):
-        data["scale_overrides"] = _typed(data["scale_overrides"])
+    for key in ("scale_overrides", "preconditions"):
+        if isinstance(data.get(key), dict):
+            data[key] = _typed(data[key])
     for key, sub in schema.get("properties", {}).items():  # `--config figures=false` arrives as a string
         if sub.get("type") == "boolean" and isinstance(data.get(key), str) and data[key].lower() in BOOL_WORDS:
             data[key] = BOOL_WORDS[data[key].lower()]
+    _apply_cli_types(data, schema, cli)  # `--config threads={train: 2}` arrives as {'train': '2'}
     _fill_defaults(schema, data)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+
+    def origin(path):
+        return _source_of(list(path), source, configfiles, cli)
+
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: [str(p) for p in e.path])
     if errors:
+        from .validate import key_path
+
         err = errors[0]
-        where = ".".join(str(p) for p in err.path) or "(top level)"
+        where = key_path(err.absolute_path)
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             extra = sorted(set(err.instance) - set(allowed))
-            origin = _source_of([*err.path, extra[0]], source, configfiles, cli)
-            raise ConfigError(f"{origin}: unknown config key '{extra[0]}' in {where} (allowed: {', '.join(allowed)})")
-        raise ConfigError(f"{_source_of(list(err.path), source, configfiles, cli)}: config key {where}: {err.message}")
+            hint = _space_hint(extra[0]) if err.instance.get(extra[0]) in (None, "") else ""
+            raise ConfigError(f"{origin([*err.path, extra[0]])}: unknown config key '{extra[0]}' in {where} "
+                              f"(allowed: {', '.join(allowed)}){hint}")
+        raise ConfigError(f"{origin(err.path)}: config key {where}: {_message(err)}")
+    scale_schema = Path(schema_path).with_name("scale.schema.yaml")
+    if isinstance(data.get("scale_overrides"), dict) and scale_schema.is_file():
+        _check_override_nulls(data["scale_overrides"], yaml.safe_load(scale_schema.read_text()), origin)
     return data
 
 
@@ -150,6 +306,22 @@ class Pipeline:
             names.append("complexity.json")
         return [f"{self.results}/runs/{run}/seed{seed}/{name}"
                 for run, seed in self.matrix.row_jobs(table_id, self.config["seeds"]) for name in names]
+
+    def teacher_metric_files(self, table_ids: Sequence[str]) -> list:
+        """metrics.json of the teachers of the tables' distilled rows (the scorecard's preconditions)."""
+        pairs = {self.matrix.teacher_of(run) for table_id in table_ids
+                 for run, _ in self.matrix.row_jobs(table_id, self.config["seeds"])}
+        return [f"{self.results}/runs/{run}/seed{seed}/metrics.json" for run, seed in sorted(p for p in pairs if p)]
+
+    def table_dataset(self, table_id: str) -> Optional[str]:
+        """Name of the user's dataset a table's runs train on (None: the scale profile's data): its table and
+        scorecard show no paper values there."""
+        names = {getattr(self.user_dataset(row["run"]), "name", None) for row in self.matrix.table(table_id)["rows"]}
+        if len(names) > 1:
+            shown = ", ".join(sorted(n or "the scale profile's data" for n in names))
+            raise ConfigError(f"{self.matrix.path}: table '{table_id}' has runs on several datasets ({shown}): "
+                              "one table, one dataset (give both dataset and voc_dataset, or neither)")
+        return names.pop()
 
     def figure_runs(self) -> dict:
         """{'baseline': run folder, 'ld': run folder} of the figures (first pipeline seed), or {} if none."""

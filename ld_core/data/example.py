@@ -1,6 +1,7 @@
-"""`ld_core example-dataset`: a small dataset laid out as a user's own would be, for the README's worked example
-and the tests: classes, category ids and folders unlike COCO's, in COCO format and in VOC format, each with
-its dataset file (``dataset.yaml``, ``dataset_voc.yaml``; schema ``workflow/schemas/dataset.schema.yaml``).
+"""`ld_core example-dataset`: a small dataset laid out as a user's own would be, for the worked example of
+docs/own_dataset.md and the tests: classes, category ids and folders unlike COCO's, in COCO format and in VOC
+format, each with its dataset file (``dataset.yaml``, ``dataset_voc.yaml``; schema
+``workflow/schemas/dataset.schema.yaml``).
 
 The images are the synthetic generator's (:mod:`ld_core.data.synthetic`), renamed: the four shapes become
 ``washer, bracket, wedge, rod`` with COCO category ids 12, 5, 30, 7 (listed in that order, not sorted).

@@ -2,8 +2,9 @@
 
 Every message starts with the offending file or folder, then says what is wrong, e.g.
 ``/data/coco/annotations/instances_val2017.json: annotation id 17 refers to unknown image_id 999``.
-Images are only checked for existence (``os.path.exists``), never decoded, so validating COCO's
-118k training images takes about a second.
+Images are only checked for existence (``os.path.exists``) here, so validating COCO's 118k training images
+takes about a second; the dataset check (``ld_core check-data``) also decodes every one
+(:mod:`ld_core.data.images`) and reports the boxes mmdet leaves out of training (:func:`mmdet_leaves_out`).
 """
 from __future__ import annotations
 
@@ -48,11 +49,34 @@ def _load_json(path: Path):
         raise _fail(path, f"malformed JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
-def validate_coco(ann_file, img_dir=None, *, check_images=True) -> dict:
-    """Check a COCO detection annotation file (and, with ``img_dir``, that its images exist).
+LEFT_OUT = {"ignore": "marked 'ignore'", "zero-area": "of zero width, height or area",
+            "outside": "outside the image", "under-1px": "narrower or lower than 1 pixel"}
 
-    Returns ``{"images": n, "annotations": n, "categories": n}``; raises a one-line
-    :class:`DataError` naming the file at the first problem found.
+
+def mmdet_leaves_out(ann: dict, width, height) -> Optional[str]:
+    """Why mmdet's ``CocoDataset.parse_data_info`` leaves a COCO annotation out of training (a key of
+    ``LEFT_OUT``), or None when it keeps it. The evaluation's ground truth leaves out the same ones
+    (:func:`ld_core.data.ground_truth.consistent_ground_truth`), where pycocotools would count them."""
+    if ann.get("ignore", False):
+        return "ignore"
+    x, y, w, h = ann["bbox"]
+    if w <= 0 or h <= 0 or ann["area"] <= 0:
+        return "zero-area"
+    if max(0, min(x + w, width) - max(x, 0)) * max(0, min(y + h, height) - max(y, 0)) == 0:
+        return "outside"
+    if w < 1 or h < 1:
+        return "under-1px"
+    return None
+
+
+def read_coco(ann_file) -> dict:
+    """Check a COCO detection annotation file's structure; raises a one-line :class:`DataError` naming the
+    file at the first problem found.
+
+    Returns the counts (``images``, ``annotations``, ``categories``) and, for the dataset check: ``files``
+    (``(file_name, width, height)`` of every image), ``left_out`` (``{reason: (count, example)}`` of the
+    boxes training leaves out, :func:`mmdet_leaves_out`) and ``usable`` (the boxes training learns from and
+    the evaluation scores against: kept, not ``iscrowd``).
     """
     path = Path(ann_file)
     data = _load_json(path)
@@ -89,11 +113,11 @@ def validate_coco(ann_file, img_dir=None, *, check_images=True) -> dict:
             raise _fail(path, f"image id {img['id']} has an empty or non-string file_name")
         if not (_is_int(img["width"]) and _is_int(img["height"]) and img["width"] > 0 and img["height"] > 0):
             raise _fail(path, f"image id {img['id']} must have positive integer width and height")
-        images[img["id"]] = img["file_name"]
+        images[img["id"]] = img
     if not images:
         raise _fail(path, "'images' is empty")
 
-    ann_ids = set()
+    ann_ids, left_out, usable = set(), {}, 0
     for index, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise _fail(path, f"annotation entry {index} must be an object")
@@ -116,18 +140,50 @@ def validate_coco(ann_file, img_dir=None, *, check_images=True) -> dict:
             raise _fail(path, f"bbox of annotation {aid} must be 4 numbers with w,h >= 0, got {bbox!r}")
         if not _is_number(ann["area"]) or ann["area"] < 0:
             raise _fail(path, f"area of annotation {aid} must be a number >= 0, got {ann['area']!r}")
+        img = images[ann["image_id"]]
+        reason = mmdet_leaves_out(ann, img["width"], img["height"])
+        if reason is not None:
+            count, example = left_out.get(reason, (0, f"annotation id {aid}, image {img['file_name']}"))
+            left_out[reason] = (count + 1, example)
+        elif not ann.get("iscrowd", False):
+            usable += 1
+    return {"images": len(images), "annotations": len(ann_ids), "categories": len(categories),
+            "files": [(img["file_name"], img["width"], img["height"]) for img in images.values()],
+            "left_out": left_out, "usable": usable}
 
+
+def no_usable_boxes(counts: dict, ignored: str) -> str:
+    """The problem of a split none of whose boxes training learns from or the evaluation scores against
+    (``ignored``: what mmdet ignores in it, e.g. "crowd regions")."""
+    listed = counts["annotations"]
+    why = ("lists no annotations" if not listed else
+           f"has no box that training learns from or the evaluation scores against ({listed} listed, all of "
+           f"them {ignored} or boxes mmdet leaves out)")
+    return f"{why}: a training split without boxes teaches nothing, a validation split without them gives no AP"
+
+
+def validate_coco(ann_file, img_dir=None, *, check_images=True) -> dict:
+    """Check a COCO detection annotation file (:func:`read_coco`, with at least one usable box) and, with
+    ``img_dir``, that its images exist.
+
+    Returns ``{"images": n, "annotations": n, "categories": n}``; raises a one-line
+    :class:`DataError` naming the file at the first problem found.
+    """
+    path = Path(ann_file)
+    info = read_coco(path)
+    if not info["usable"]:
+        raise _fail(path, no_usable_boxes(info, "crowd regions"))
     if img_dir is not None:
         folder = Path(img_dir)
         if not folder.is_dir():
             raise _fail(folder, "dataset folder does not exist")
         if check_images:
             base = os.fspath(folder)
-            for file_name in images.values():
+            for file_name, _, _ in info["files"]:
                 image_path = os.path.join(base, file_name)
                 if not os.path.exists(image_path):
                     raise _fail(image_path, f"image file listed in {path} is missing")
-    return {"images": len(images), "annotations": len(ann_ids), "categories": len(categories)}
+    return {key: info[key] for key in ("images", "annotations", "categories")}
 
 
 def _text(node, tag: str) -> Optional[str]:
@@ -143,12 +199,21 @@ def _number(text: Optional[str]) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optional[Iterable[str]] = None,
-                 *, check_images=True) -> dict:
+def _voc_box_size(coords) -> tuple:
+    """Width and height of a VOC box as mmdet's ``XMLDataset`` parses it (``int(float(v)) - 1`` each)."""
+    xmin, ymin, xmax, ymax = (int(c) for c in coords)
+    return xmax - xmin, ymax - ymin
+
+
+def read_voc(devkit_root, year="VOC2007", split="trainval", classes: Optional[Iterable[str]] = None,
+             *, check_images=True) -> dict:
     """Check a VOC devkit split: split file, one parsable XML per listed image, names and boxes.
 
     ``classes`` (optional) restricts object names. With ``check_images`` every ``JPEGImages/<stem>.jpg``
-    must exist. Returns ``{"images": n, "annotations": n_objects, "categories": n_distinct_names}``.
+    must exist. Returns the counts (``images``, ``annotations``: objects, ``categories``: distinct names) and,
+    for the dataset check: ``files`` (``(stem, width, height)`` of every image), ``left_out`` (``{reason:
+    (count, example)}`` of the boxes mmdet's training ignores for being under 1 pixel: ``bbox_min_size``) and
+    ``usable`` (objects neither difficult nor left out).
     """
     devkit = Path(devkit_root)
     if not devkit.is_dir():
@@ -167,7 +232,7 @@ def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optiona
         raise _fail(split_file, "split file lists no images")
     allowed = None if classes is None else set(classes)
 
-    names, n_objects = set(), 0
+    names, n_objects, files, left_out, usable = set(), 0, [], {}, 0
     for stem in stems:
         xml_path = root / "Annotations" / f"{stem}.xml"
         if not xml_path.is_file():
@@ -182,6 +247,7 @@ def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optiona
         height = _number(_text(size, "height")) if size is not None else None
         if width is None or height is None or width <= 0 or height <= 0:
             raise _fail(xml_path, "missing or bad <size> (need positive width and height)")
+        files.append((stem, width, height))
         for index, obj in enumerate(ann.findall("object")):
             name = _text(obj, "name")
             if not name:
@@ -197,15 +263,29 @@ def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optiona
                                       f"ymin <= ymax inside the {width:g}x{height:g} image, got {coords}")
             names.add(name)
             n_objects += 1
+            if min(_voc_box_size(coords)) < 1:
+                count, example = left_out.get("zero-area", (0, f"object {index} ('{name}') of {xml_path}"))
+                left_out["zero-area"] = (count + 1, example)
+            elif _number(_text(obj, "difficult")) in (None, 0):
+                usable += 1
         if check_images:
             filename = _text(ann, "filename") or f"{stem}.jpg"
             image_path = root / "JPEGImages" / filename
             if not os.path.exists(image_path):
                 raise _fail(image_path, f"image file listed in {xml_path} is missing")
-    return {"images": len(stems), "annotations": n_objects, "categories": len(names)}
+    return {"images": len(stems), "annotations": n_objects, "categories": len(names), "files": files,
+            "left_out": left_out, "usable": usable}
 
 
-def coco_image_files(ann_file) -> list:
-    """File names of every image a COCO annotation file lists (call it on a file that passed
-    :func:`validate_coco`); used to list *all* missing images, where ``validate_coco`` stops at the first."""
-    return [img["file_name"] for img in _load_json(Path(ann_file))["images"]]
+def validate_voc(devkit_root, year="VOC2007", split="trainval", classes: Optional[Iterable[str]] = None,
+                 *, check_images=True) -> dict:
+    """Check a VOC devkit split (:func:`read_voc`, with at least one usable object).
+
+    Returns ``{"images": n, "annotations": n_objects, "categories": n_distinct_names}``; raises a one-line
+    :class:`DataError` naming the file at the first problem found.
+    """
+    info = read_voc(devkit_root, year, split, classes, check_images=check_images)
+    if not info["usable"]:
+        split_file = Path(devkit_root) / year / "ImageSets" / "Main" / f"{split}.txt"
+        raise _fail(split_file, no_usable_boxes(info, "difficult objects"))
+    return {key: info[key] for key in ("images", "annotations", "categories")}

@@ -5,12 +5,15 @@ GIoU, DFL and LD would see bf16 head outputs (8-bit mantissa). Here only the con
 ``torch.autocast`` (the detector's ``extract_feat`` = backbone + neck, and its head's ``forward``); their
 outputs are cast back to fp32, so label assignment, losses, gradients of the master weights and the
 optimizer state stay fp32, and bf16 needs no loss scaler. A distiller's frozen teacher gets the same
-treatment (its forward is inference only). Works on CPU (measured on the 2-core machine, one training
-alone, batch 8 at 128 px: R-18 step 0.120 -> 0.096 s, R-18 <- R-101 LD 0.200 -> 0.137 s) and on CUDA.
+treatment (its forward is inference only). A strided convolution whose input is smaller than its stride runs
+in fp32 (:func:`keep_small_strided_fp32`): oneDNN's bf16 weight gradient reads uninitialised memory there.
+Works on CPU (measured on the 2-core machine, one training alone, batch 8 at 128 px: R-18 step 0.120 -> 0.096 s,
+R-18 <- R-101 LD 0.200 -> 0.137 s) and on CUDA.
 """
 from __future__ import annotations
 
 import functools
+import platform
 
 import torch
 from mmengine.hooks import Hook
@@ -83,15 +86,52 @@ def keep_fp32(part: torch.nn.Module, device_type: str) -> int:
     return count
 
 
-def fast_bf16(device_type: str) -> bool:
-    """Whether this device runs bfloat16 convolutions natively (AVX-512/AMX or ARM bf16 CPUs, Ampere+ GPUs).
+def _fp32_below_stride(fn, stride: tuple, device_type: str):
+    """``fn`` (a convolution's forward) in fp32 when its input is smaller than ``stride`` in a spatial dimension."""
+    fp32 = _fp32_forward(fn, device_type)
 
-    Elsewhere (e.g. AVX2-only CPUs) oneDNN falls back to slow reference kernels, slower than fp32.
+    @functools.wraps(fn)
+    def forward(x, *args, **kwargs):
+        small = any(size < step for size, step in zip(x.shape[-len(stride):], stride))
+        return (fp32 if small else fn)(x, *args, **kwargs)
+
+    return forward
+
+
+def keep_small_strided_fp32(part: torch.nn.Module, device_type: str) -> int:
+    """Run a strided ``Conv2d`` of ``part`` in fp32 on an input smaller than its stride; the number wrapped.
+
+    oneDNN's bf16 backward-weights kernel (torch 2.13 / oneDNN 3.12, ``jit_bf16:avx512_core``; issue 30 saw the
+    same on an AMX Xeon) reads uninitialised memory when the input is narrower than the stride (and padded),
+    e.g. the FPN's extra stride-2 convolution on a 1 x 1 map (64-px inputs): its weight gradient is then garbage
+    (inf, nan, 1e18) that differs from run to run. Both spatial dimensions are checked (only the width was seen
+    to fail); such maps are a few pixels, so fp32 there costs nothing.
+    """
+    if device_type != "cpu":
+        return 0
+    count = 0
+    for module in part.modules():
+        if (isinstance(module, torch.nn.Conv2d) and max(module.stride) > 1
+                and not getattr(module, "_ld_small_fp32", False)):
+            module.forward = _fp32_below_stride(module.forward, tuple(module.stride), device_type)
+            module._ld_small_fp32 = True
+            count += 1
+    return count
+
+
+def fast_bf16(device_type: str) -> bool:
+    """Whether this device runs bfloat16 convolutions natively (AVX512-BF16/AMX or ARM bf16 CPUs, Ampere+ GPUs).
+
+    Elsewhere oneDNN emulates bf16, slower than fp32: on AVX2 CPUs, and on AVX-512 CPUs without the BF16
+    extension, which ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` counts as supported (measured on an
+    AVX-512 Xeon without it: bf16 convolutions at 34 GFLOP/s against 73 in fp32, `bench profile`).
     """
     try:
         if device_type == "cuda":  # native only: emulated bf16 (pre-Ampere) is slower than fp32
             return bool(torch.cuda.is_bf16_supported(including_emulation=False))
         if device_type == "cpu":
+            if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+                return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError, TypeError):  # older torch: no such query
         pass
@@ -101,7 +141,8 @@ def fast_bf16(device_type: str) -> bool:
 def enable_mixed_precision(detector: torch.nn.Module, dtype: str = "bfloat16",
                            channels_last: bool = False) -> torch.nn.Module:
     """Run ``detector.extract_feat`` and ``detector.bbox_head.forward`` (and a teacher's) under autocast, with
-    the deformable convolutions of mmcv inside them in fp32 (no bf16 kernels).
+    the deformable convolutions of mmcv inside them in fp32 (no bf16 kernels), and on CPU the strided
+    convolutions of inputs smaller than their stride (:func:`keep_small_strided_fp32`).
 
     Idempotent; ``channels_last`` also converts the weights (student and teacher) to NHWC memory format.
     Returns the detector.
@@ -113,6 +154,7 @@ def enable_mixed_precision(detector: torch.nn.Module, dtype: str = "bfloat16",
         if getattr(part, "_ld_mixed_precision", None):
             continue
         keep_fp32(part, device_type)
+        keep_small_strided_fp32(part, device_type)
         part.extract_feat = _autocast_outputs(part.extract_feat, device_type, cast)
         part.bbox_head.forward = _autocast_outputs(part.bbox_head.forward, device_type, cast)
         part._ld_mixed_precision = dtype

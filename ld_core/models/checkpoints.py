@@ -97,10 +97,17 @@ def save_tensor_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"state_dict": state, "meta": dict(meta or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    return _save_atomic({"state_dict": state, "meta": dict(meta or {})}, path)
+
+
+def _save_atomic(payload: Mapping, path: Path) -> Path:
+    """``torch.save`` through :func:`ld_core.io.atomic_output` (a temporary file of a unique name, removed on
+    failure). Through a Python file object a full disk is ``OSError: No space left on device``, not torch's
+    ``unexpected pos`` of a path."""
+    from ..io import atomic_output
+
+    with atomic_output(path) as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -111,9 +118,8 @@ def load_tensor_state_dict(path: str | os.PathLike) -> dict:
         raise ConfigError(f"{path}: checkpoint file does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors are multi-line; keep the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path}: not a tensor-only checkpoint ({first})") from None
+    except Exception as exc:  # pickle errors are multi-line: one line, what the file holds
+        raise ConfigError(_load_error(path, exc)) from None
     if isinstance(payload, Mapping) and "state_dict" in payload:
         payload = payload["state_dict"]
     if not isinstance(payload, Mapping):
@@ -173,18 +179,83 @@ def _first_line(exc: BaseException) -> str:
     return text[:300] if text else type(exc).__name__
 
 
-def _load_error(path: Path, exc: BaseException) -> str:
-    """One line for a torch.load failure: a refused global is named, a truncated file says so."""
+def _pickle_globals(path: Path) -> list:
+    """``module.name`` of every global the pickles of a checkpoint file would import, read with pickletools
+    (nothing is executed): ``data.pkl`` of a zip checkpoint, else each pickle of a legacy or plain pickle file."""
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                data = b"".join(archive.read(n) for n in archive.namelist() if n.endswith("data.pkl"))
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile):
+        return []
+    found, pushed, memo = [], [], {}  # pushed: what each opcode put on the stack (strings; None otherwise)
+    stream = io.BytesIO(data)
+    try:
+        while stream.tell() < len(data):
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(pushed) >= 2 and None not in pushed[-2:]:
+                    found.append(f"{pushed[-2]}.{pushed[-1]}")
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                    memo[len(memo) if op.name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+                elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                    pushed.append(memo.get(arg))
+                elif op.stack_after:
+                    pushed.append(arg if isinstance(arg, str) else None)
+    except Exception:  # the raw storage bytes after a legacy file's pickles, or a cut file: stop there
+        pass
+    return list(dict.fromkeys(found))
+
+
+def _refused_global(path: Path, text: str) -> Optional[str]:
+    """The global a weights_only load refused (named in torch's message, or found in the file's pickles and
+    not allowed), or None."""
     import re
 
-    text = str(exc)
-    found = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-             or re.search(r"GLOBAL ([\w.]+) was not an allowed", text))
+    found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
-        return (f"{path}: checkpoint holds an object of type {found.group(1)}, not on the allow-list of checkpoint "
-                "types (tensors, numpy arrays, mmengine HistoryBuffer): refused (weights_only=True)")
-    inner = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)  # not torch's advice to drop weights_only
-    reason = " ".join(inner.group(1).split()) if inner else _first_line(exc)
+        return found.group(1)
+    asked = re.search(r"asks for attribute ('[^']*') of a (\w+)", text)  # the restricted getattr
+    if asked:
+        return f"builtins.getattr({asked.group(2)}, {asked.group(1)})"
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals())
+    except Exception:  # a private torch helper: without it only torch's own names count as allowed
+        allowed = set()
+    allowed |= {entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+                for entry in checkpoint_safe_globals()}
+    return next((name for name in _pickle_globals(path)
+                 if name not in allowed and not name.startswith("torch.")), None)
+
+
+def _load_error(path: Path, exc: BaseException) -> str:
+    """One line for a torch.load failure: a pickle that would load code (a refused global) is named as such,
+    a truncated file says so; never torch's advice to retry with ``weights_only=False``."""
+    import re
+
+    inner = exc.__context__ if exc.__context__ is not None else exc  # torch re-raises the unpickler's error
+    text = f"{exc}\n{inner}"
+    name = _refused_global(path, text)
+    if name:
+        return (f"{path}: refused: the checkpoint holds code, not tensors (its pickle would load {name}, which is "
+                "not on the allow-list of checkpoint types: tensors, numpy arrays, mmengine HistoryBuffer; "
+                "weights_only=True)")
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
+    if found:
+        reason = " ".join(found.group(1).split())
+    elif inner is not exc and str(inner).strip():
+        reason = _first_line(inner)
+    else:
+        reason = _first_line(exc)
     return f"{path}: cannot read the checkpoint (truncated, corrupt or not a torch file: {reason})"
 
 
@@ -324,10 +395,7 @@ def save_tensor_state_dict(state: Mapping, path: str | os.PathLike, meta: Mappin
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()}, "meta": dict(meta or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return _save_atomic(payload, path)
 
 
 # ------------------------------------------------------------------------------------------- fitting a file to a model

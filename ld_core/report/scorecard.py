@@ -1,50 +1,79 @@
-"""Scorecard: every cell of the paper's Tables 1-4 beside its reproduced value, and the supplement's claims checked.
+"""Scorecard: the preconditions of the comparisons checked, then every cell of the paper's Tables 1-4 beside its
+reproduced value and the supplement's claims judged: holds, contradicted or inconclusive.
 
 Inputs
 ------
 * the tidy table CSVs written by :mod:`ld_core.report.tables` (columns ``table, row, run, metric, paper, reproduced,
-  reproduced_std, n_seeds, delta`` + descriptive columns); only the tables this configuration built;
+  reproduced_std, n_seeds, delta, per_seed`` + descriptive columns, + ``dataset`` on a dataset of the user's own);
+  only the tables this configuration built;
 * the paper's numbers (``configs/paper_tables.csv``), every cell of Tables 1-4;
 * the claims (``configs/claims.yaml``): ``claims: [{id, table, text, better: [rows], than: row, metrics: [...],
-  allow_equal: bool}]``; rows are the ``row`` ids of the paper CSV.
+  allow_equal: bool}]``; rows are the ``row`` ids of the paper CSV;
+* for the preconditions (:class:`Preconditions`): the experiment matrix (which run distils from which teacher),
+  the teachers' ``metrics.json`` and the pipeline config's ``preconditions`` (``min_ap``, ``teacher_margin_ap``).
+
+Preconditions (reported before the verdicts)
+--------------------------------------------
+* **learned**: every row of a built table and every teacher of its distilled rows reaches ``min_ap`` AP (mean
+  over its seeds): below it a model learned (almost) nothing and its differences are noise;
+* **teacher better**: the teacher of each distilled row is better than the student baseline it distils into
+  (the row of the same table whose run has the student's detector, backbone, dataset and box branch and no
+  teacher): paired by seed where the two share at least two seeds (the interval above 0), otherwise by its
+  margin (teacher AP - the baseline's mean AP >= ``teacher_margin_ap``; teachers of the matrix are trained once,
+  at a fixed seed). Self-LD (the teacher is the student's own architecture) is exempt: "not required".
+
+``status``: ``passed`` | ``failed`` | ``not required`` | ``not checked`` (no AP, or no baseline row in the table).
+A claim comparing a row whose precondition failed (its own, or its teacher's) is **inconclusive, whatever its
+interval**: a failed precondition makes the comparison uninformative about the paper's claim (a student cannot
+be expected to gain from a teacher no better than itself; a model that learned nothing ranks by noise), so
+neither "holds" nor "contradicted" is claimed; the note says which precondition failed and what the interval
+alone would say. The Markdown's first line names the failed preconditions.
 
 Cells
 -----
 One per paper cell (plus any reproduced cell the paper has no value for): ``reproduced``, ``reproduced_std``,
 ``n_seeds`` and ``delta`` (= reproduced - paper, 2 decimals) come from the tidy CSV of its table;
 ``status`` is ``"reproduced"``, or ``"not run"`` (values empty) when its table was not built or lacks the cell.
-Cells without a paper value get ``status = "no paper value"``.
+Cells without a paper value get ``status = "no paper value"``. A table built on a dataset of the user's own
+(its tidy CSV's ``dataset`` column) has its reproduced cells only, with that name and no paper value or delta
+(the paper's numbers are on COCO / VOC).
 
 Claims: the rule
 ----------------
 Each claim compares ``better`` rows with a ``than`` row at its metrics. On the reproduced numbers every
 comparison is **paired by seed** (runs of a table trained with the same seed share initial weights and data
 order): the per-seed differences ``b_s - than_s`` (the tidy CSV's ``per_seed`` column), their mean and the
-two-sided 95 % Student-t interval (:mod:`ld_core.report.stats`). ``holds`` is
+two-sided 95 % Student-t interval; each comparison is ``holds``, ``contradicted`` or ``inconclusive``
+(:mod:`ld_core.report.stats`: above 0 / below 0 / straddling 0, one seed or degenerate). A claim's ``verdict``:
 
-* ``True``  - every comparison's interval lies above 0 (at or above 0 with ``allow_equal: true``);
-* ``False`` - some comparison's interval does not;
-* ``"one seed"`` - no comparison fails and some comparison has a single common seed: no interval, no verdict (``margin`` still gives
-  the sign);
-* ``"not run"`` - a needed value is missing (its table was not built).
+* ``holds`` - every comparison holds;
+* ``contradicted`` - some comparison is contradicted (the claim says "for every row and metric");
+* ``inconclusive`` - otherwise (``note`` says why), or a precondition failed (above);
+* ``not run`` - a needed value is missing (its table was not built).
 
-``margin`` is the smallest mean difference over the claim's comparisons; ``weakest`` names the comparison
-with the lowest interval bound, and ``n``, ``ci_lo``, ``ci_hi`` are its number of seeds and interval.
-``holds_in_paper`` is the point comparison ``paper(b) - paper(than) > 0`` (``>= 0`` with ``allow_equal``)
-on the paper's numbers (every claim of ``configs/claims.yaml`` must pass it); a claim with ``ours_only: true``
-compares rows this reproduction adds (Table 3's distribution heads without a teacher) and gets
-``holds_in_paper = "not in the paper"``.
+``margin`` is the smallest mean difference over the claim's comparisons; ``weakest`` names the comparison the
+verdict rests on (a contradicted one, else the inconclusive one, else the one with the lowest interval bound),
+and ``n``, ``ci_lo``, ``ci_hi`` are its number of seeds and interval. ``seeds_needed`` (inconclusive claims):
+about how many seeds the observed spread needs to decide an effect of the paper's size (the paper's difference
+for that comparison; :func:`ld_core.report.stats.seeds_needed`), the largest over the undecided comparisons;
+empty where it cannot be computed (one seed, no spread, or no paper effect). ``holds_in_paper`` is the point
+comparison ``paper(b) - paper(than) > 0`` (``>= 0`` with ``allow_equal``) on the paper's numbers (every claim
+of ``configs/claims.yaml`` must pass it); a claim with ``ours_only: true`` compares rows this reproduction adds
+(Table 3's distribution heads without a teacher) and gets ``holds_in_paper = "not in the paper"``; on a
+dataset of the user's own it is ``"own dataset"`` (the paper has no numbers there).
 
 Outputs
 -------
 All written atomically (:mod:`ld_core.io`); everything is computed first, and on any error no output is created
 or changed.
 
-* a tidy CSV: ``kind`` (``cell`` | ``claim``) and the union of the cell and claim columns;
-* a Markdown report: title, the summary line ``k of n claims hold on the reproduced numbers; m not run``,
-  the rule above, the claims table, then one cells table per paper table (paper | reproduced (± std) | delta);
+* a tidy CSV: ``kind`` (``precondition`` | ``claim`` | ``cell``, in that order) and the union of their columns;
+* a Markdown report: title, the failed preconditions (if any), the summary line ``k hold, c contradicted, i
+  inconclusive, m not run (of n claims ...)``, the datasets, the rule, the preconditions, the claims table, then
+  one cells table per paper table (paper | reproduced (± std) | delta; reproduced alone on the user's dataset);
 * optional bar plots ``<plot_dir>/<table>_bars.png`` per built table (:func:`ld_core.report.plots.bars_png`):
-  each claimed difference (row − its baseline, per metric), the paper's beside ours with its 95 % interval.
+  each claimed difference (row − its baseline, per metric) with its 95 % interval, coloured by its verdict, the
+  paper's beside it (not on the user's dataset).
 
 Numbers and seed counts are written with :mod:`ld_core.report.format`, as in the LaTeX tables.
 """
@@ -53,6 +82,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -62,25 +92,64 @@ from ..errors import ConfigError, DataError
 from ..io import atomic_write_files, load_yaml_file
 from . import format as fmt
 from .plots import bars_png
-from .stats import paired_difference
-from .tables import TIDY_COLUMNS, load_paper_values, read_csv_text
+from .stats import CONTRADICTED, HOLDS, INCONCLUSIVE, MAX_SEEDS, paired_difference, seeds_needed
+from .tables import TIDY_COLUMNS, load_metrics, load_paper_values, read_csv_text
 
 NOT_RUN = "not run"
-ONE_SEED = "one seed"
 NOT_IN_PAPER = "not in the paper"
+OWN_DATASET = "own dataset"
+PASSED, FAILED, NOT_REQUIRED, NOT_CHECKED = "passed", "failed", "not required", "not checked"
+LEARNED, TEACHER_BETTER = "learned", "teacher better"
+PRECONDITION_METRIC = "AP"  # every table of the matrix has it (Table 4: the mean VOC mAP over IoU 0.50:0.95)
 CLAIM_KEYS = ("id", "table", "text", "better", "than", "metrics", "allow_equal", "ours_only")
 CLAIM_REQUIRED = ("id", "table", "text", "better", "than", "metrics")
 CELL_COLUMNS = ["kind", "table", "row", "metric", "run", "paper", "reproduced", "reproduced_std", "n_seeds",
                 "delta", "per_seed", "status"]
 CLAIM_COLUMNS = ["kind", "table", "id", "text", "better", "than", "metrics", "allow_equal", "holds_in_paper",
-                 "paper_margin", "holds", "margin", "n", "ci_lo", "ci_hi", "weakest", "note"]
+                 "paper_margin", "verdict", "margin", "n", "ci_lo", "ci_hi", "weakest", "seeds_needed", "note"]
+PRECONDITION_COLUMNS = ["kind", "table", "id", "check", "text", "row", "run", "metric", "value", "than",
+                        "than_value", "margin", "n", "ci_lo", "ci_hi", "status", "note"]
 RULE_TEXT = (
     "Each comparison is paired by seed (same seed = same initial weights and data order): the mean of the per-seed "
-    "differences better − than with its two-sided 95 % Student-t interval. A claim holds when every comparison's "
-    "interval lies above 0 (at or above 0 where equality is allowed); \"one seed\" when a comparison has a "
-    "single seed (no interval: the margin gives the sign only). *margin*: the smallest mean difference; "
-    "*95 % CI (n)*: the interval of the weakest comparison and its number of seeds."
+    "differences better − than with its two-sided 95 % Student-t interval and its number of seeds n. A comparison "
+    "**holds** when the interval lies above 0 (at or above 0 where equality is allowed), is **contradicted** when "
+    "it lies below 0, and is *inconclusive* otherwise: the interval straddles 0, one seed (no interval), or "
+    "degenerate runs (every seed's difference the same: a zero-width interval is no evidence). A claim holds when "
+    "all its comparisons hold, is contradicted when one is, else inconclusive; a claim whose precondition failed "
+    "(next section) is inconclusive whatever its interval. *margin*: the smallest mean difference; *95 % CI (n)*: "
+    "the interval of the comparison the verdict rests on; *seeds needed*: about how many seeds the observed spread "
+    "needs to decide an effect of the paper's size (n ≥ ((t(0.975, n−1) + t(0.8, n−1)) · sd / |paper difference|)², "
+    "80 % power), — where it cannot be computed (one seed, no spread, or no paper difference)."
 )
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """What the precondition checks need: the experiment matrix, the teachers' metrics.json files and the
+    pipeline config's thresholds (``preconditions.min_ap``, ``preconditions.teacher_margin_ap``)."""
+
+    matrix: str | Path
+    teacher_metrics: Sequence = ()
+    min_ap: float = math.nan
+    teacher_margin_ap: float = math.nan
+
+    def check_values(self) -> None:
+        for name in ("min_ap", "teacher_margin_ap"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"preconditions: {name} must be a number >= 0, got {value!r}")
+
+
+@dataclass
+class Scorecard:
+    """Everything the outputs are made of (:func:`build_scorecard`)."""
+
+    cells: pd.DataFrame
+    claims: pd.DataFrame
+    preconditions: pd.DataFrame
+    differences: Dict[str, list]             # table -> the claims' comparisons (what the bar plots show)
+    datasets: Dict[str, str] = field(default_factory=dict)  # table -> the user's dataset it was built on
+    checked: bool = True                     # whether preconditions were checked at all
 
 
 # ----------------------------------------------------------------------------------------------- claims
@@ -171,18 +240,26 @@ def check_claims_against_paper(claims: Sequence[dict], paper: pd.DataFrame, clai
                                       f"'{row}' of {claim['table']}")
 
 
-def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") -> dict:
+def _label(row: str, than: str) -> str:
+    return f"{row} − {than}"
+
+
+def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced",
+                   paper_effects: Optional[Dict[Tuple[str, str], float]] = None) -> dict:
     """Check one claim on ``tidy[column]`` (rows ``table, row, metric``); see the module docstring for the rule.
 
-    Returns id, table, text, better, than, metrics, allow_equal, holds, margin, n, ci_lo, ci_hi, weakest, note.
-    On the reproduced column the comparisons are paired by seed (``per_seed``); on another column (the
-    paper's) they are point comparisons and ``n``/``ci_*`` stay empty.
+    Returns id, table, text, better, than, metrics, allow_equal, verdict (``holds`` | ``contradicted`` |
+    ``inconclusive`` | ``not run``), margin, n, ci_lo, ci_hi, weakest, seeds_needed, note and ``comparisons``
+    (label, row, metric, diff, lo, hi, n, verdict, reason, seeds_needed). On the reproduced column the comparisons
+    are paired by seed (``per_seed``); ``paper_effects`` ({(label, metric): the paper's difference}) sizes
+    ``seeds_needed``. On another column (the paper's) they are point comparisons: ``verdict`` is True/False (holds
+    or not) and ``n``/``ci_*`` stay empty.
     """
     out = {"id": claim["id"], "table": claim["table"], "text": claim["text"], "better": ", ".join(claim["better"]),
            "than": claim["than"], "metrics": ", ".join(claim["metrics"]),
            "allow_equal": bool(claim.get("allow_equal", False)),
-           "holds": NOT_RUN, "margin": math.nan, "n": pd.NA, "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "",
-           "note": ""}
+           "verdict": NOT_RUN, "margin": math.nan, "n": pd.NA, "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "",
+           "seeds_needed": "", "note": ""}
     t = tidy
     if "table" in t.columns:
         t = t[t["table"].astype(str) == claim["table"]]
@@ -207,9 +284,10 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
     row, metric, margin, _, _ = min(comparisons, key=lambda c: c[2])
     out["margin"] = round(margin, 4)
     if column != "reproduced":
-        out["holds"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
-        out["weakest"] = f"{row} − {claim['than']}, {metric}"
-        out["comparisons"] = [dict(label=f"{r} − {claim['than']}", metric=m, diff=d) for r, m, d, _, _ in comparisons]
+        out["verdict"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
+        out["weakest"] = f"{_label(row, claim['than'])}, {metric}"
+        out["comparisons"] = [dict(label=_label(r, claim["than"]), row=r, metric=m, diff=d)
+                              for r, m, d, _, _ in comparisons]
         return out
 
     paired = []
@@ -219,16 +297,190 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced") 
             out["note"] = f"rows '{row}' and '{claim['than']}' share no seed ({metric})"
             return out
         paired.append((row, metric, diff))
-    out["comparisons"] = [dict(label=f"{r} − {claim['than']}", metric=m, diff=d.mean, lo=d.lo, hi=d.hi, n=d.n)
-                          for r, m, d in paired]
-    verdicts = [d.verdict(allow_equal) for _, _, d in paired]
-    out["holds"] = False if "does not hold" in verdicts else (ONE_SEED if ONE_SEED in verdicts else True)
-    row, metric, weakest = min(paired, key=lambda c: c[2].mean if c[2].lo is None else c[2].lo)
-    out["weakest"] = f"{row} − {claim['than']}, {metric}"
-    out["n"] = weakest.n
-    if weakest.lo is not None:
-        out["ci_lo"], out["ci_hi"] = round(weakest.lo, 4), round(weakest.hi, 4)
+    effects = paper_effects or {}
+    found = []
+    for row, metric, d in paired:
+        label = _label(row, claim["than"])
+        verdict, reason = d.verdict(allow_equal)
+        need = (seeds_needed(d.sd, effects.get((label, metric), math.nan)) if verdict == INCONCLUSIVE else None)
+        found.append(dict(label=label, row=row, metric=metric, diff=d.mean, lo=d.lo, hi=d.hi, n=d.n, sd=d.sd,
+                          verdict=verdict, reason=reason, seeds_needed=need))
+    out["comparisons"] = found
+    _aggregate(out, found)
     return out
+
+
+def _aggregate(out: dict, comparisons: List[dict]) -> None:
+    """A claim's verdict, weakest comparison, interval, seeds needed and note from its comparisons' (in place)."""
+    verdicts = [c["verdict"] for c in comparisons]
+    if CONTRADICTED in verdicts:
+        verdict = CONTRADICTED
+        weakest = min((c for c in comparisons if c["verdict"] == CONTRADICTED), key=lambda c: c["hi"])
+    elif INCONCLUSIVE in verdicts:
+        verdict = INCONCLUSIVE
+        weakest = min((c for c in comparisons if c["verdict"] == INCONCLUSIVE),
+                      key=lambda c: c["diff"] if c["lo"] is None else c["lo"])
+    else:
+        verdict = HOLDS
+        weakest = min(comparisons, key=lambda c: c["lo"])
+    out["verdict"] = verdict
+    out["weakest"] = f"{weakest['label']}, {weakest['metric']}"
+    out["n"] = weakest["n"]
+    out["ci_lo"], out["ci_hi"] = ((math.nan, math.nan) if weakest["lo"] is None
+                                  else (round(weakest["lo"], 4), round(weakest["hi"], 4)))
+    out["seeds_needed"] = ""
+    out["note"] = ""
+    if verdict == INCONCLUSIVE:
+        undecided = [c["seeds_needed"] for c in comparisons if c["verdict"] == INCONCLUSIVE]
+        if all(n is not None for n in undecided):
+            most = max(undecided)
+            out["seeds_needed"] = f">{MAX_SEEDS}" if most > MAX_SEEDS else str(most)
+        out["note"] = weakest["reason"]
+
+
+# ----------------------------------------------------------------------------------------------- preconditions
+
+
+def _ap_by_seed(part: pd.DataFrame, row: str) -> Dict[int, float]:
+    """{seed: AP} of a row of a tidy table (empty when the table has no AP)."""
+    rec = part[(part["row"] == row) & (part["metric"] == PRECONDITION_METRIC)]
+    return fmt.parse_per_seed(rec.iloc[0]["per_seed"]) if len(rec) else {}
+
+
+def _mean(values: Dict[int, float]) -> float:
+    return sum(values.values()) / len(values) if values else math.nan
+
+
+def _precondition(table: str, pid: str, check: str, text: str, row: str, run: str, rows: Iterable[str],
+                  **values) -> dict:
+    rec = {"kind": "precondition", "table": table, "id": pid, "check": check, "text": text, "row": row, "run": run,
+           "metric": PRECONDITION_METRIC, "value": math.nan, "than": "", "than_value": math.nan, "margin": math.nan,
+           "n": pd.NA, "ci_lo": math.nan, "ci_hi": math.nan, "status": NOT_CHECKED, "note": "", "rows": set(rows)}
+    rec.update(values)
+    return rec
+
+
+def _learned(table: str, pid: str, what: str, row: str, run: str, rows, values: Dict[int, float],
+             floor: float) -> dict:
+    text = f"{what} learned: AP ≥ {floor:g} (mean over its seeds)"
+    if not values:
+        return _precondition(table, pid, LEARNED, text, row, run, rows, note=f"no {PRECONDITION_METRIC} values")
+    mean = _mean(values)
+    ok = mean >= floor
+    return _precondition(table, pid, LEARNED, text, row, run, rows, value=round(mean, 4), n=len(values),
+                         status=PASSED if ok else FAILED,
+                         note="" if ok else f"{what}: AP {mean:.2f} < {floor:g}: it learned (almost) nothing")
+
+
+def _teacher_better(table: str, row: str, teacher: str, teacher_seed: int, t_values: Dict[int, float],
+                    base_row: str, b_values: Dict[int, float], margin_ap: float) -> dict:
+    text = (f"the teacher {teacher} (seed {teacher_seed}) of {row} is better than the student baseline {base_row}")
+    rec = _precondition(table, f"teacher-better:{row}:{base_row}", TEACHER_BETTER, text, row, teacher, [row],
+                        value=round(_mean(t_values), 4), than=base_row, than_value=round(_mean(b_values), 4))
+    if not b_values:
+        rec["note"] = f"no {PRECONDITION_METRIC} values of {base_row}"
+        return rec
+    paired = paired_difference(t_values, b_values)
+    if paired is not None and paired.n > 1:  # the teacher trained with the baseline's seeds: paired
+        verdict, reason = paired.verdict(allow_equal=False)
+        rec.update(margin=round(paired.mean, 4), n=paired.n, ci_lo=round(paired.lo, 4), ci_hi=round(paired.hi, 4),
+                   status=PASSED if verdict == HOLDS else FAILED,
+                   note="" if verdict == HOLDS else f"paired over {paired.n} seeds: not above 0 ({reason or verdict})")
+        return rec
+    margin = _mean(t_values) - _mean(b_values)
+    ok = margin >= margin_ap
+    rec.update(margin=round(margin, 4), n=len(b_values), status=PASSED if ok else FAILED,
+               note="" if ok else (f"teacher not better than student: {teacher} {_mean(t_values):.2f} AP vs "
+                                   f"{base_row} {_mean(b_values):.2f} AP ({fmt.seed_count(len(b_values))}), "
+                                   f"{margin:+.2f} < +{margin_ap:g}"))
+    return rec
+
+
+def check_preconditions(per_table: Dict[str, pd.DataFrame], pre: Preconditions) -> List[dict]:
+    """The precondition records of the built tables (module docstring), in table and row order; each has the
+    internal key ``rows``: the table rows whose comparisons depend on it."""
+    from ..config.matrix import load_matrix
+
+    pre.check_values()
+    matrix = load_matrix(pre.matrix)
+    teachers = load_metrics(pre.teacher_metrics)
+    teachers = teachers[teachers["metric"] == PRECONDITION_METRIC]
+    records: List[dict] = []
+    for table, part in per_table.items():
+        row_runs = dict(zip(part["row"], part["run"]))
+        for row, run in row_runs.items():
+            records.append(_learned(table, f"learned:{row}", f"{row} ({run})", row, run, [row],
+                                    _ap_by_seed(part, row), pre.min_ap))
+        distilled: Dict[Tuple[str, int], List[str]] = {}
+        for row, run in row_runs.items():
+            pair = matrix.teacher_of(run)
+            if pair is not None:
+                distilled.setdefault(pair, []).append(row)
+        for (teacher, seed), rows in distilled.items():  # each teacher once per table
+            t = teachers[(teachers["run"] == teacher) & (teachers["seed"] == seed)]
+            if t.empty:
+                raise DataError(f"no {PRECONDITION_METRIC} of teacher run '{teacher}' seed {seed} (needed by "
+                                f"{table} row '{rows[0]}'): give its metrics.json with --teacher-metrics")
+            t_values = {int(seed): float(t["value"].iloc[0])}
+            records.append(_learned(table, f"learned:teacher:{teacher}", f"teacher {teacher} (seed {seed})", "",
+                                    teacher, rows, t_values, pre.min_ap))
+            t_spec = matrix.run(teacher)
+            for row in rows:
+                spec = matrix.run(row_runs[row])
+                if (t_spec.detector, t_spec.backbone) == (spec.detector, spec.backbone):
+                    records.append(_precondition(
+                        table, f"teacher-better:{row}", TEACHER_BETTER,
+                        f"the teacher {teacher} (seed {seed}) of {row} is better than its student baseline", row,
+                        teacher, [row], value=t_values[seed], status=NOT_REQUIRED,
+                        note="self-distillation: the teacher is the student's own architecture"))
+                    continue
+                bases = [r for r, run in row_runs.items() if matrix.run(run).teacher is None
+                         and (matrix.run(run).detector, matrix.run(run).backbone, matrix.run(run).dataset,
+                              matrix.run(run).distribution) == (spec.detector, spec.backbone, spec.dataset,
+                                                                spec.distribution)]
+                if not bases:
+                    records.append(_precondition(
+                        table, f"teacher-better:{row}", TEACHER_BETTER,
+                        f"the teacher {teacher} (seed {seed}) of {row} is better than its student baseline", row,
+                        teacher, [row], value=t_values[seed],
+                        note="no baseline row in this table (the student's architecture without a teacher)"))
+                for base in bases:
+                    records.append(_teacher_better(table, row, teacher, seed, t_values, base,
+                                                   _ap_by_seed(part, base), pre.teacher_margin_ap))
+    return records
+
+
+def _failed_for(records: Sequence[dict], table: str, rows: Iterable[str]) -> List[dict]:
+    """The failed preconditions a comparison of ``rows`` in ``table`` depends on."""
+    rows = set(rows)
+    return [p for p in records if p["table"] == table and p["status"] == FAILED and p["rows"] & rows]
+
+
+def _failure_text(failed: Sequence[dict]) -> str:
+    parts = []
+    for p in failed:
+        if p["check"] == TEACHER_BETTER:
+            parts.append(f"teacher not better than student ({p['row']}: {p['run']} {p['value']:.2f} AP vs "
+                         f"{p['than']} {p['than_value']:.2f})")
+        else:
+            who = p["row"] or f"teacher {p['run']}"
+            parts.append(f"{who} below the AP floor ({p['value']:.2f})")
+    return "precondition failed: " + "; ".join(dict.fromkeys(parts))
+
+
+def _apply_preconditions(rec: dict, records: Sequence[dict], claim: dict) -> None:
+    """A claim whose comparisons depend on a failed precondition: inconclusive, the note says which (in place)."""
+    if rec["verdict"] == NOT_RUN or "comparisons" not in rec:
+        return
+    for c in rec["comparisons"]:
+        failed = _failed_for(records, claim["table"], [c["row"], claim["than"]])
+        if failed:
+            c.update(verdict=INCONCLUSIVE, reason=_failure_text(failed), seeds_needed=None, precondition_failed=True)
+    failed = _failed_for(records, claim["table"], list(claim["better"]) + [claim["than"]])
+    if failed:
+        said = rec["verdict"] + (f" ({rec['note']})" if rec["note"] else "")
+        rec.update(verdict=INCONCLUSIVE, seeds_needed="",
+                   note=f"{_failure_text(failed)}; the interval alone says: {said}")
 
 
 FIGURE2_CLAIM = dict(
@@ -241,7 +493,7 @@ def evaluate_figure2(summary_path) -> dict:
     """The Figure 2 claim as numbers over the whole val split, from the figures' ``figures.json``.
 
     ``margin`` = redundant boxes per image of GFocal − of LD at NMS 0.6 (positive: fewer for LD); one trained
-    model each, so the verdict is ``"one seed"``. ``note`` gives both models' boxes per image at NMS 0.6 / 0.95.
+    model each, so the verdict is ``inconclusive`` (one seed). ``note`` gives both models' boxes per image at NMS 0.6 / 0.95.
     """
     import json
 
@@ -260,8 +512,9 @@ def evaluate_figure2(summary_path) -> dict:
             f"image at NMS 0.6 / 0.95: GFocal {boxes(base)}, LD {boxes(ld)}")
     return {"kind": "claim", **FIGURE2_CLAIM, "better": "ld", "than": "baseline",
             "metrics": "redundant_per_image_nms0.6 (lower is better)", "allow_equal": False, "holds_in_paper": "n/a",
-            "paper_margin": math.nan, "holds": ONE_SEED, "margin": round(b_red - l_red, 4), "n": 1,
-            "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "", "note": note}
+            "paper_margin": math.nan, "verdict": INCONCLUSIVE, "margin": round(b_red - l_red, 4), "n": 1,
+            "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "", "seeds_needed": "",
+            "note": f"one seed: one trained model each, no interval; {note}"}
 
 
 # ----------------------------------------------------------------------------------------------- tidy tables
@@ -300,9 +553,11 @@ def load_tidy(csv_path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataFrame]]:
+def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataFrame], Dict[str, str]]:
+    """(all tables' tidy columns, {table: its frame}, {table: the user's dataset it was built on})."""
     per_table: Dict[str, pd.DataFrame] = {}
     origin: Dict[str, Path] = {}
+    datasets: Dict[str, str] = {}
     for p in table_csvs:
         df = load_tidy(p)
         for table_id, part in df.groupby("table", sort=False):
@@ -310,31 +565,42 @@ def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataF
                 raise DataError(f"{p}: table '{table_id}' is also given by {origin[table_id]}")
             per_table[table_id] = part.reset_index(drop=True)
             origin[table_id] = Path(p)
+            if "dataset" in part.columns:  # built on a dataset of the user's own
+                names = sorted({str(v).strip() for v in part["dataset"]})
+                if len(names) != 1 or not names[0]:
+                    raise DataError(f"{p}: column 'dataset' of table '{table_id}' must name one dataset, got "
+                                    f"{', '.join(repr(n) for n in names)}")
+                datasets[table_id] = names[0]
     frames = [d[TIDY_COLUMNS] for d in per_table.values()]
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TIDY_COLUMNS)
-    return combined, per_table
+    return combined, per_table, datasets
 
 
 # ----------------------------------------------------------------------------------------------- scorecard
 
 
-def build_scorecard(table_csvs, claims_path, paper_csv,
-                    figures_json=None) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, list]]:
-    """(cells, claims, differences): every paper cell with its reproduced value, every claim evaluated (module
-    docstring), and per built table the claims' comparisons (label, metric, paper and reproduced difference,
-    interval, n: what the bar plots show). With ``figures_json`` the Figure 2 claim is added (one seed)."""
+def build_scorecard(table_csvs, claims_path, paper_csv, figures_json=None,
+                    preconditions: Optional[Preconditions] = None) -> Scorecard:
+    """Every paper cell with its reproduced value, the preconditions (when ``preconditions`` is given) and every
+    claim judged (module docstring), and per built table the claims' comparisons (what the bar plots show).
+    With ``figures_json`` the Figure 2 claim is added (one seed)."""
     claims = load_claims(claims_path)
     paper = load_paper_values(paper_csv)
     check_claims_against_paper(claims, paper, claims_path)
-    combined, per_table = _load_tidies(table_csvs)
+    combined, per_table, datasets = _load_tidies(table_csvs)
+    checks = check_preconditions(per_table, preconditions) if preconditions is not None else []
 
     descriptive = [c for c in paper.columns if c not in ("table", "row", "metric", "value")
                    and c not in CELL_COLUMNS and c not in CLAIM_COLUMNS]
     lookup = {(t, r, m): rec for t, r, m, rec in
               zip(combined["table"], combined["row"], combined["metric"], combined.to_dict("records"))}
+    paper_desc = {(f"table{rec['table']}", rec["row"]): {c: rec[c] for c in descriptive}
+                  for rec in paper.to_dict("records")}
     rows, used = [], set()
     for rec in paper.to_dict("records"):
         table_id = f"table{rec['table']}"
+        if table_id in datasets:  # the user's dataset: its own cells only, below
+            continue
         key = (table_id, rec["row"], rec["metric"])
         got = lookup.get(key)
         cell = {"kind": "cell", "table": table_id, "row": rec["row"], "metric": rec["metric"], "run": "",
@@ -347,42 +613,58 @@ def build_scorecard(table_csvs, claims_path, paper_csv,
                         per_seed=got["per_seed"], status="reproduced")
         cell.update({c: rec[c] for c in descriptive})
         rows.append(cell)
-    for key, got in lookup.items():  # reproduced cells the paper has no value for (kept, marked)
+    for key, got in lookup.items():  # reproduced cells the paper has no value for, or on the user's dataset
         if key in used:
             continue
-        rows.append({"kind": "cell", "table": key[0], "row": key[1], "metric": key[2], "run": got["run"],
-                     "paper": math.nan, "reproduced": got["reproduced"], "reproduced_std": got["reproduced_std"],
-                     "n_seeds": int(got["n_seeds"]), "delta": math.nan, "per_seed": got["per_seed"],
-                     "status": "no paper value"})
+        own = key[0] in datasets
+        cell = {"kind": "cell", "table": key[0], "row": key[1], "metric": key[2], "run": got["run"],
+                "paper": math.nan, "reproduced": got["reproduced"], "reproduced_std": got["reproduced_std"],
+                "n_seeds": int(got["n_seeds"]), "delta": math.nan, "per_seed": got["per_seed"],
+                "status": "reproduced" if own else "no paper value"}
+        if own:
+            cell.update(paper_desc.get(key[:2], {}))
+            if "dataset" in descriptive:
+                cell["dataset"] = datasets[key[0]]
+        rows.append(cell)
     cells = pd.DataFrame(rows, columns=CELL_COLUMNS + descriptive)
     cells["n_seeds"] = cells["n_seeds"].astype("Int64")
     for col in ("paper", "reproduced", "reproduced_std", "delta"):
         cells[col] = cells[col].astype("float64")
 
-    paper_frame = cells[["table", "row", "metric", "paper"]]
+    paper_frame = pd.DataFrame({"table": [f"table{t}" for t in paper["table"]], "row": paper["row"],
+                                "metric": paper["metric"], "paper": paper["value"]})
     records, differences = [], {}
     for claim in claims:
-        on_paper = (dict(holds=NOT_IN_PAPER, margin=math.nan, comparisons=[]) if claim.get("ours_only")
+        on_paper = (dict(verdict=NOT_IN_PAPER, margin=math.nan, comparisons=[]) if claim.get("ours_only")
                     else evaluate_claim(claim, paper_frame, column="paper"))
-        reproduced = evaluate_claim(claim, combined, column="reproduced")
-        rec = {"kind": "claim", **reproduced, "holds_in_paper": on_paper["holds"], "paper_margin": on_paper["margin"]}
+        paper_diff = {(c["label"], c["metric"]): c["diff"] for c in on_paper["comparisons"]}
+        reproduced = evaluate_claim(claim, combined, column="reproduced", paper_effects=paper_diff)
+        _apply_preconditions(reproduced, checks, claim)
+        in_paper, paper_margin = on_paper["verdict"], on_paper["margin"]
+        if claim["table"] in datasets:  # the paper's numbers are on its datasets, not the user's
+            in_paper, paper_margin = OWN_DATASET, math.nan
+            paper_diff = {}
+        rec = {"kind": "claim", **reproduced, "holds_in_paper": in_paper, "paper_margin": paper_margin}
         records.append(rec)
         if claim["table"] in per_table and "comparisons" in reproduced:
-            paper_diff = {(c["label"], c["metric"]): c["diff"] for c in on_paper["comparisons"]}
             for c in reproduced["comparisons"]:
                 differences.setdefault(claim["table"], {})[(c["label"], c["metric"])] = dict(
                     c, paper=paper_diff.get((c["label"], c["metric"]), math.nan))
     if figures_json is not None:
         records.append(evaluate_figure2(figures_json))
     claims_df = pd.DataFrame(records, columns=CLAIM_COLUMNS)
-    return cells, claims_df, {t: list(d.values()) for t, d in differences.items()}
+    pre_df = pd.DataFrame([{k: v for k, v in p.items() if k != "rows"} for p in checks], columns=PRECONDITION_COLUMNS)
+    return Scorecard(cells=cells, claims=claims_df, preconditions=pre_df,
+                     differences={t: list(d.values()) for t, d in differences.items()}, datasets=datasets,
+                     checked=preconditions is not None)
 
 
-def scorecard_frame(cells: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
-    """The one tidy scorecard: ``kind`` then the union of the cell and claim columns."""
-    columns = list(dict.fromkeys(["kind", "table"] + [c for c in cells.columns if c not in ("kind", "table")]
-                                 + [c for c in claims.columns if c not in ("kind", "table")]))
-    frames = [f.reindex(columns=columns) for f in (cells, claims) if not f.empty]
+def scorecard_frame(cells: pd.DataFrame, claims: pd.DataFrame,
+                    preconditions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The one tidy scorecard: ``kind`` then the union of the columns; preconditions first, then claims, cells."""
+    parts = [f for f in (preconditions, claims, cells) if f is not None]
+    columns = list(dict.fromkeys(["kind", "table"] + [c for f in parts for c in f.columns if c not in ("kind", "table")]))
+    frames = [f.reindex(columns=columns) for f in parts if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat([f.astype(object) for f in frames], ignore_index=True)[columns]
@@ -396,11 +678,12 @@ def _md(text) -> str:
 
 
 def _verdict(value) -> str:
+    """A verdict as the Markdown shows it: decided ones in bold."""
     if value is True:
-        return "yes"
+        return "holds"
     if value is False:
-        return "**no**"
-    return str(value)
+        return "does not hold"
+    return f"**{value}**" if value in (HOLDS, CONTRADICTED) else str(value)
 
 
 def _interval(rec: dict) -> str:
@@ -413,43 +696,112 @@ def _interval(rec: dict) -> str:
             f"(n = {int(rec['n'])})")
 
 
-def _summary(claims: pd.DataFrame) -> str:
-    n = len(claims)
-    k = sum(1 for v in claims["holds"] if v is True)
-    o = sum(1 for v in claims["holds"] if isinstance(v, str) and v == ONE_SEED)
-    m = sum(1 for v in claims["holds"] if isinstance(v, str) and v == NOT_RUN)
-    return (f"{k} of {n} claims hold on the reproduced numbers (paired 95 % interval above 0); {o} one seed; "
-            f"{m} not run")
+def summary_line(claims: pd.DataFrame) -> str:
+    """``k hold, c contradicted, i inconclusive, m not run (of n claims, on the reproduced numbers)``."""
+    counts = {v: sum(1 for x in claims["verdict"] if x == v) for v in (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_RUN)}
+    return (f"{counts[HOLDS]} hold, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} inconclusive, "
+            f"{counts[NOT_RUN]} not run (of {len(claims)} claim{'' if len(claims) == 1 else 's'}, on the reproduced "
+            "numbers)")
 
 
-def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
-    """The report: title, summary line, the rule, the claims table, then one cells table per paper table."""
+def precondition_line(pre: pd.DataFrame, checked: bool = True) -> str:
+    """The failed preconditions in one sentence (``""`` when none failed)."""
+    if not checked:
+        return "Preconditions not checked (no experiment matrix given)"
+    failed = pre[pre["status"] == FAILED] if len(pre) else pre
+    if failed.empty:
+        return ""
+    parts = []
+    teacher = failed[failed["check"] == TEACHER_BETTER]
+    if len(teacher):
+        where = "; ".join(f"{t}: {', '.join(dict.fromkeys(g['row']))}" for t, g in teacher.groupby("table", sort=False))
+        parts.append(f"the teacher is not better than the student baseline ({where})")
+    learned = failed[failed["check"] == LEARNED]
+    if len(learned):
+        where = "; ".join(f"{t}: {', '.join(r or 'teacher ' + run for r, run in zip(g['row'], g['run']))}"
+                          for t, g in learned.groupby("table", sort=False))
+        parts.append(f"models below the AP floor ({where})")
+    return ("PRECONDITIONS FAILED: " + "; ".join(parts)
+            + ". The claims that depend on them are inconclusive, whatever their intervals.")
+
+
+def _precondition_table(pre: pd.DataFrame) -> List[str]:
+    lines = ["| table | check | model | AP | against | margin | status | note |", "|---|---|---|---|---|---|---|---|"]
+    for rec in pre.to_dict("records"):
+        if rec["check"] == TEACHER_BETTER:
+            model = f"teacher {rec['run']} of {rec['row']}"
+        else:
+            model = f"{rec['row']} ({rec['run']})" if rec["row"] else f"teacher {rec['run']}"
+        against = (f"{rec['than']} ({fmt.number(rec['than_value'], 2)}, {fmt.seed_count(int(rec['n']))})"
+                   if rec["than"] and not fmt.is_missing(rec["n"]) else _md(rec["than"]))
+        margin = fmt.number(rec["margin"], 2, signed=True, missing="")
+        if not fmt.is_missing(rec["ci_lo"]):
+            margin += f" [{fmt.number(rec['ci_lo'], 2, signed=True)}, {fmt.number(rec['ci_hi'], 2, signed=True)}]"
+        status = f"**{rec['status']}**" if rec["status"] == FAILED else rec["status"]
+        lines.append(f"| {_md(rec['table'])} | {rec['check']} | {_md(model)} | {fmt.number(rec['value'], 2)} | "
+                     f"{against} | {margin} | {status} | {_md(rec['note'])} |")
+    return lines
+
+
+def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame, preconditions: Optional[pd.DataFrame] = None,
+                    datasets: Optional[Dict[str, str]] = None, precondition_rule: str = "",
+                    paper_datasets: Optional[Dict[str, str]] = None) -> str:
+    """The report: title, failed preconditions, summary line, datasets, the rule, preconditions, the claims
+    table, then one cells table per paper table."""
+    datasets = datasets or {}
+    pre = preconditions if preconditions is not None else pd.DataFrame(columns=PRECONDITION_COLUMNS)
     n_paper = sum(1 for v in claims["holds_in_paper"] if v is True)
     n_checked = sum(1 for v in claims["holds_in_paper"] if isinstance(v, bool))
-    lines = ["# LD supplement scorecard", "", f"**{_summary(claims)}** "
-             f"(on the paper's own numbers: {n_paper} of {n_checked}).", "",
-             RULE_TEXT, "", "## Claims", "",
-             "| id | table | claim | holds (paper) | holds (reproduced) | margin | 95 % CI (n) | weakest |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["# LD supplement scorecard", ""]
+    first = precondition_line(pre, preconditions is not None)
+    if first:
+        lines += [f"**{first}**", ""]
+    on_paper = f" (on the paper's own numbers: {n_paper} of {n_checked} hold)" if n_checked else ""
+    lines += [f"**{summary_line(claims)}**{on_paper}.", ""]
+    if datasets:
+        own = ", ".join(f"{t} on `{name}`" for t, name in datasets.items())
+        lines += [f"Datasets of your own: {own}. No paper values or deltas there: the paper's numbers are on its "
+                  "own datasets (COCO, VOC); its claims are judged on the reproduced numbers alone.", ""]
+    lines += [RULE_TEXT, "", "## Preconditions", ""]
+    if preconditions is None:
+        lines += ["Not checked (no experiment matrix given)."]
+    elif pre.empty:
+        lines += [precondition_rule or "No table built."]
+    else:
+        lines += ([precondition_rule, ""] if precondition_rule else []) + _precondition_table(pre)
+    lines += ["", "## Claims", "",
+              "| id | table | claim | paper | verdict | margin | 95 % CI (n) | seeds needed | note |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for rec in claims.to_dict("records"):
         margin = fmt.number(rec["margin"], 2, signed=True)
         if not fmt.is_missing(rec.get("paper_margin")):
             margin += f" (paper {fmt.number(rec['paper_margin'], 2, signed=True)})"
-        weakest = rec.get("weakest") or rec.get("note") or ""
+        need = ""
+        if rec["verdict"] == INCONCLUSIVE:
+            need = rec.get("seeds_needed") or "—"
+        note = "; ".join(x for x in (rec.get("weakest") or "", rec.get("note") or "") if x)
         lines.append(f"| {_md(rec['id'])} | {_md(rec['table'])} | {_md(rec['text'])} | "
-                     f"{_verdict(rec['holds_in_paper'])} | {_verdict(rec['holds'])} | {margin} | "
-                     f"{_interval(rec)} | {_md(weakest)} |")
+                     f"{_verdict(rec['holds_in_paper'])} | {_verdict(rec['verdict'])} | {margin} | "
+                     f"{_interval(rec)} | {need} | {_md(note)} |")
 
     for table_id in dict.fromkeys(cells["table"]):
         part = cells[cells["table"] == table_id]
         built = (part["status"] != NOT_RUN).any()
         seeds = sorted({int(n) for n in part["n_seeds"].dropna()})
         seed_note = fmt.seed_range(seeds)
-        lines += ["", f"## {table_id}" + ("" if built else " (not run)"), ""]
+        own = datasets.get(table_id)
+        title = f"## {table_id}" + ("" if built else " (not run)")
+        if own:
+            where = (paper_datasets or {}).get(table_id)
+            title += f" on `{own}` (your dataset; no paper values: the paper's are on {where or 'its datasets'})"
+        lines += ["", title, ""]
         if seed_note:
             what = "value of" if seeds == [1] else "mean ± sample std over"
             lines += [f"Reproduced: {what} {seed_note}.", ""]
-        lines += ["| row | metric | paper | reproduced (± std) | delta | status |", "|---|---|---|---|---|---|"]
+        if own:
+            lines += ["| row | metric | reproduced (± std) | status |", "|---|---|---|---|"]
+        else:
+            lines += ["| row | metric | paper | reproduced (± std) | delta | status |", "|---|---|---|---|---|---|"]
         for rec in part.to_dict("records"):
             metric_vals = part.loc[part["metric"] == rec["metric"], "paper"]
             d = fmt.decimals(metric_vals)
@@ -457,46 +809,79 @@ def render_markdown(cells: pd.DataFrame, claims: pd.DataFrame) -> str:
                 ours = NOT_RUN
             else:
                 ours = fmt.mean_std(rec["reproduced"], rec["reproduced_std"], rec["n_seeds"], d)
-            lines.append(f"| {_md(rec['row'])} | {_md(rec['metric'])} | {fmt.number(rec['paper'], d)} | {ours} | "
-                         f"{fmt.number(rec['delta'], d, signed=True)} | {rec['status']} |")
+            if own:
+                lines.append(f"| {_md(rec['row'])} | {_md(rec['metric'])} | {ours} | {rec['status']} |")
+            else:
+                lines.append(f"| {_md(rec['row'])} | {_md(rec['metric'])} | {fmt.number(rec['paper'], d)} | {ours} | "
+                             f"{fmt.number(rec['delta'], d, signed=True)} | {rec['status']} |")
     return "\n".join(lines) + "\n"
+
+
+def precondition_rule(pre: Optional[Preconditions]) -> str:
+    """The precondition rule with this run's thresholds, as the Markdown states it."""
+    if pre is None:
+        return ""
+    return (f"Checked before any verdict (thresholds: the pipeline config's `preconditions`). **learned**: every "
+            f"model of a built table, and every teacher, reaches {pre.min_ap:g} AP (mean over its seeds). **teacher "
+            f"better**: each distilled row's teacher beats the student baseline it distils into (the same "
+            f"architecture without a teacher): paired by seed where they share seeds, otherwise by its margin, "
+            f"teacher AP − the baseline's mean AP ≥ {pre.teacher_margin_ap:g}; Self-LD (the teacher is the "
+            f"student's own architecture) is exempt. A claim comparing a row whose precondition failed is "
+            f"inconclusive whatever its interval.")
 
 
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
 def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None,
-                    figures_json=None, only_given=False) -> pd.DataFrame:
+                    figures_json=None, only_given=False, preconditions: Optional[Preconditions] = None) -> Scorecard:
     """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table;
-    returns the evaluated claims. ``only_given``: the cells and claims of the given tables only (the part of
-    one table, written before the others are built).
+    returns it. ``only_given``: the cells and claims of the given tables only (the part of one table, written
+    before the others are built).
 
     Everything is computed before anything is written; on any error no output is created or changed.
     """
-    cells, claims, differences = build_scorecard(table_csvs, claims_path, paper_csv, figures_json)
+    card = build_scorecard(table_csvs, claims_path, paper_csv, figures_json, preconditions)
     if only_given:
         given = set(_load_tidies(table_csvs)[1])
-        cells = cells[cells["table"].isin(given)].reset_index(drop=True)
-        claims = claims[claims["table"].isin(given)].reset_index(drop=True)
+        card.cells = card.cells[card.cells["table"].isin(given)].reset_index(drop=True)
+        card.claims = card.claims[card.claims["table"].isin(given)].reset_index(drop=True)
+    paper = load_paper_values(paper_csv)
+    paper_datasets = {}
+    if "dataset" in paper.columns:
+        for t, part in paper.groupby("table"):
+            paper_datasets[f"table{t}"] = ", ".join(dict.fromkeys(str(v) for v in part["dataset"] if str(v)))
     outputs: Dict[Path, "str | bytes"] = {
-        Path(csv_out): scorecard_frame(cells, claims).to_csv(index=False, lineterminator="\n"),
-        Path(md_out): render_markdown(cells, claims),
+        Path(csv_out): scorecard_frame(card.cells, card.claims, card.preconditions).to_csv(
+            index=False, lineterminator="\n"),
+        Path(md_out): render_markdown(card.cells, card.claims, card.preconditions if card.checked else None,
+                                      card.datasets, precondition_rule(preconditions), paper_datasets),
     }
     if plot_dir is not None:
-        for table_id in dict.fromkeys(cells.loc[cells["status"] != NOT_RUN, "table"]):
-            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = bars_png(table_id, differences.get(table_id, []))
+        for table_id in dict.fromkeys(card.cells.loc[card.cells["status"] != NOT_RUN, "table"]):
+            outputs[Path(plot_dir) / f"{table_id}_bars.png"] = bars_png(
+                table_id, card.differences.get(table_id, []), dataset=card.datasets.get(table_id))
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved):
         raise ConfigError(f"{csv_out}: the scorecard outputs (CSV, Markdown, plots) must be different files")
     atomic_write_files(outputs)
-    return claims
+    return card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tables", nargs="+", required=True, help="tidy table CSVs (python -m ld_core table)")
     parser.add_argument("--claims", default="configs/claims.yaml", help="the supplement's claims (YAML)")
     parser.add_argument("--paper", default="configs/paper_tables.csv", help="the paper's numbers (CSV)")
-    parser.add_argument("--csv", required=True, help="output: tidy scorecard CSV (kind = cell | claim)")
+    parser.add_argument("--matrix", required=True,
+                        help="experiment matrix (YAML): which row distils from which teacher (preconditions)")
+    parser.add_argument("--teacher-metrics", nargs="*", default=[],
+                        help="metrics.json of the teachers of the tables' distilled rows")
+    parser.add_argument("--min-ap", type=float, required=True,
+                        help="precondition: the AP every model must reach (config: preconditions.min_ap)")
+    parser.add_argument("--teacher-margin", type=float, required=True,
+                        help="precondition: the AP a teacher must lead its student baseline by, unpaired "
+                             "(config: preconditions.teacher_margin_ap)")
+    parser.add_argument("--csv", required=True, help="output: tidy scorecard CSV (kind = precondition | claim | cell)")
     parser.add_argument("--md", required=True, help="output: Markdown report")
     parser.add_argument("--plot-dir", default=None, help="output folder for <table>_bars.png (optional)")
     parser.add_argument("--figures", default=None, help="figures.json of the figures (adds the Figure 2 claim)")
@@ -505,8 +890,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    claims = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures,
-                             args.only_given)
-    print(f"scorecard: {_summary(claims)} -> {args.csv}, {args.md}"
+    pre = Preconditions(matrix=args.matrix, teacher_metrics=args.teacher_metrics, min_ap=args.min_ap,
+                        teacher_margin_ap=args.teacher_margin)
+    card = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures,
+                           args.only_given, pre)
+    first = precondition_line(card.preconditions)
+    print(f"scorecard: {first + ' ' if first else ''}{summary_line(card.claims)} -> {args.csv}, {args.md}"
           + (f", {args.plot_dir}/<table>_bars.png" if args.plot_dir else ""))
     return 0

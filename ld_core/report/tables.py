@@ -16,6 +16,10 @@ Outputs
 * a booktabs LaTeX table in the paper's layout (the spec's cells are raw LaTeX; the including document needs
   ``\\usepackage{booktabs}`` and ``amssymb`` for ``\\checkmark``).
 
+On a dataset of the user's own (``--dataset-name NAME``: the pipeline's ``--config dataset=<file>``) the paper's
+numbers, which are COCO's / VOC's, are not shown: ``paper`` and ``delta`` stay empty, a ``dataset`` column names
+the dataset, and the LaTeX has one "Ours" column per metric and the name in its caption.
+
 Every problem is a one-line :class:`~ld_core.errors.DataError` / :class:`~ld_core.errors.ConfigError` naming the
 file (or the run / table) at fault.
 """
@@ -53,6 +57,9 @@ METRIC_HEADERS = {
     "FPS": "FPS",
 }
 OURS_NOTE = "Paper: the published value; Ours: reproduced by ld-repro (mean $\\pm$ std over {n})"
+OWN_NOTE = ("Reproduced by ld-repro on the dataset {name} (mean $\\pm$ std over {n}); the paper's values are on "
+            "its own datasets and not shown")
+OPTIONAL_COLUMNS = ("device", "dataset")  # tidy columns present only where they apply
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -180,7 +187,7 @@ def _check_spec(table_id: str, spec: dict) -> None:
     if not rows or not isinstance(rows, list):
         raise ConfigError(f"table '{table_id}': 'rows' must be a non-empty list")
     columns = list(spec.get("columns") or [])
-    clash = [c for c in columns if c in TIDY_COLUMNS]
+    clash = [c for c in columns if c in TIDY_COLUMNS or c in OPTIONAL_COLUMNS]
     if clash:
         raise ConfigError(f"table '{table_id}': column name '{clash[0]}' clashes with a tidy-table column")
     ids = set()
@@ -201,12 +208,14 @@ def _paper_table_number(table_id: str) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
-def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """The tidy table: one row per (spec row x metric), in the spec's order (see :data:`TIDY_COLUMNS`)."""
+def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: pd.DataFrame,
+                dataset_name: Optional[str] = None) -> pd.DataFrame:
+    """The tidy table: one row per (spec row x metric), in the spec's order (see :data:`TIDY_COLUMNS`); with
+    ``dataset_name`` (the user's own dataset) no paper values or deltas, and a ``dataset`` column."""
     _check_spec(table_id, table_spec)
     columns = list(table_spec.get("columns") or [])
     number = _paper_table_number(table_id)
-    paper_t = paper[paper["table"] == number] if number is not None else paper.iloc[0:0]
+    paper_t = paper[paper["table"] == number] if number is not None and not dataset_name else paper.iloc[0:0]
     paper_lookup = {(r, m): v for r, m, v in zip(paper_t["row"], paper_t["metric"], paper_t["value"])}
     aliases = dict(table_spec.get("paper_metrics") or {})  # our metric -> the paper's (e.g. FPS -> FPS_2080Ti)
     with_device = "device" in metrics.columns and metrics["device"].notna().any()
@@ -252,8 +261,11 @@ def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: p
                 rec["device"] = "; ".join(dict.fromkeys(devices)) if len(devices) else ""
             elif with_device:
                 rec["device"] = ""
+            if dataset_name:
+                rec["dataset"] = dataset_name
             out.append(rec)
-    df = pd.DataFrame(out, columns=TIDY_COLUMNS + columns + (["device"] if with_device else []))
+    df = pd.DataFrame(out, columns=TIDY_COLUMNS + columns + (["device"] if with_device else [])
+                      + (["dataset"] if dataset_name else []))
     df["n_seeds"] = df["n_seeds"].astype("int64")
     for col in ("paper", "reproduced", "reproduced_std", "delta"):
         df[col] = df[col].astype("float64")
@@ -279,8 +291,9 @@ def metric_header(metric: str) -> str:
     return _latex_escape(metric)
 
 
-def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
-    """A booktabs ``table`` in the paper's layout: descriptive columns, then Paper / Ours per metric."""
+def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame, dataset_name: Optional[str] = None) -> str:
+    """A booktabs ``table`` in the paper's layout: descriptive columns, then Paper / Ours per metric (Ours alone,
+    the dataset named in the caption, with ``dataset_name``: the user's own dataset)."""
     _check_spec(table_id, table_spec)
     metrics = list(table_spec["metrics"])
     columns = list(table_spec.get("columns") or [])
@@ -289,6 +302,7 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
     n_lead = len(lead)
     cells = {(r, m): rec for r, m, rec in zip(tidy["row"], tidy["metric"], tidy.to_dict("records"))}
     decimals = {m: fmt.decimals(tidy.loc[tidy["metric"] == m, "paper"]) for m in metrics}
+    per_metric = 1 if dataset_name else 2  # Ours alone on the user's dataset, else Paper and Ours
 
     notes = []  # metrics measured on another device than the paper's (FPS): name both devices
     for metric, paper_metric in (table_spec.get("paper_metrics") or {}).items():
@@ -297,26 +311,33 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
         paper_device = metric_header(paper_metric).split("(")[-1].rstrip(")")
         devices = tidy["device"][tidy["metric"] == metric] if "device" in tidy.columns else []
         ours = "; ".join(dict.fromkeys(d for d in devices if isinstance(d, str) and d))
-        notes.append(f"{metric_header(metric)}: Paper on {paper_device}"
-                     + (f", Ours on {_latex_escape(ours)}" if ours else ""))
+        if dataset_name:
+            notes += [f"{metric_header(metric)}: on {_latex_escape(ours)}"] if ours else []
+        else:
+            notes.append(f"{metric_header(metric)}: Paper on {paper_device}"
+                         + (f", Ours on {_latex_escape(ours)}" if ours else ""))
     device_note = (" " + "; ".join(notes) + ".") if notes else ""
     seeds = fmt.seed_range(tidy["n_seeds"], dash="--")  # LaTeX en dash
+    note = OWN_NOTE.format(name=_latex_escape(dataset_name), n=seeds) if dataset_name else OURS_NOTE.format(n=seeds)
     lines = [
         "% generated by ld-repro (python -m ld_core table); needs \\usepackage{booktabs} (and amssymb for \\checkmark)",
         "\\begin{table}[t]",
         "\\centering",
         f"\\caption{{{str(table_spec.get('caption') or '').strip()} "
-        f"{OURS_NOTE.format(n=seeds)}.{device_note}}}",
+        f"{note}.{device_note}}}",
         f"\\label{{tab:{table_id}}}",
-        f"\\begin{{tabular}}{{{'c' * n_lead}{'cc' * len(metrics)}}}",
+        f"\\begin{{tabular}}{{{'c' * n_lead}{'c' * per_metric * len(metrics)}}}",
         "\\toprule",
     ]
-    head = [""] * n_lead + [f"\\multicolumn{{2}}{{c}}{{{metric_header(m)}}}" for m in metrics]
-    lines.append(" & ".join(head) + " \\\\")
-    rules = [f"\\cmidrule(lr){{{n_lead + 2 * i + 1}-{n_lead + 2 * i + 2}}}" for i in range(len(metrics))]
-    lines.append(" ".join(rules))
-    sub = lead + ["Paper", "Ours"] * len(metrics)
-    lines.append(" & ".join(sub) + " \\\\")
+    if dataset_name:  # one header row: the descriptive columns, then each metric (Ours)
+        lines.append(" & ".join(lead + [metric_header(m) for m in metrics]) + " \\\\")
+    else:
+        head = [""] * n_lead + [f"\\multicolumn{{2}}{{c}}{{{metric_header(m)}}}" for m in metrics]
+        lines.append(" & ".join(head) + " \\\\")
+        rules = [f"\\cmidrule(lr){{{n_lead + 2 * i + 1}-{n_lead + 2 * i + 2}}}" for i in range(len(metrics))]
+        lines.append(" ".join(rules))
+        sub = lead + ["Paper", "Ours"] * len(metrics)
+        lines.append(" & ".join(sub) + " \\\\")
     lines.append("\\midrule")
     below = False
     for row in table_spec["rows"]:
@@ -329,7 +350,8 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame) -> str:
             if rec is None:
                 raise DataError(f"table '{table_id}': no value for row '{row['row']}', metric '{m}'")
             d = decimals[m]
-            body.append(fmt.number(rec["paper"], d, missing="--"))
+            if not dataset_name:
+                body.append(fmt.number(rec["paper"], d, missing="--"))
             body.append(fmt.mean_std(rec["reproduced"], rec["reproduced_std"], rec["n_seeds"], d, pm="$\\pm$",
                                      missing="--"))
         lines.append(" & ".join(body) + " \\\\")
@@ -346,14 +368,18 @@ def _table_spec(matrix_path, table_id: str) -> dict:
     return load_matrix(matrix_path).table(table_id)
 
 
-def write_table(table_id, matrix_path, paper_csv, metrics_paths, csv_out, tex_out) -> pd.DataFrame:
-    """Build one table and write its CSV and TeX; on any failure neither file is created or changed."""
+def write_table(table_id, matrix_path, paper_csv, metrics_paths, csv_out, tex_out,
+                dataset_name: Optional[str] = None) -> pd.DataFrame:
+    """Build one table and write its CSV and TeX (``dataset_name``: the user's own dataset the runs were trained
+    and evaluated on, no paper values); on any failure neither file is created or changed."""
+    if dataset_name is not None and not dataset_name.strip():
+        raise ConfigError(f"{table_id}: --dataset-name must not be empty")
     spec = _table_spec(matrix_path, table_id)
     paper = load_paper_values(paper_csv)
     metrics = load_metrics(metrics_paths)
-    tidy = build_table(table_id, spec, metrics, paper)
+    tidy = build_table(table_id, spec, metrics, paper, dataset_name)
     csv_text = tidy.to_csv(index=False, lineterminator="\n")
-    tex_text = render_latex(table_id, spec, tidy)
+    tex_text = render_latex(table_id, spec, tidy, dataset_name)
 
     csv_out, tex_out = Path(csv_out), Path(tex_out)
     if csv_out.resolve() == tex_out.resolve():
@@ -369,10 +395,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, help="metrics.json files (one per run and seed)")
     parser.add_argument("--csv", required=True, help="output: tidy CSV")
     parser.add_argument("--tex", required=True, help="output: booktabs LaTeX table")
+    parser.add_argument("--dataset-name", default=None,
+                        help="the runs are on a dataset of your own of this name: no paper values or deltas")
 
 
 def run(args: argparse.Namespace) -> int:
-    tidy = write_table(args.table, args.matrix, args.paper, args.metrics, args.csv, args.tex)
-    print(f"{args.table}: {tidy['row'].nunique()} rows x {tidy['metric'].nunique()} metrics "
+    tidy = write_table(args.table, args.matrix, args.paper, args.metrics, args.csv, args.tex, args.dataset_name)
+    where = f" on {args.dataset_name} (no paper values)" if args.dataset_name else ""
+    print(f"{args.table}: {tidy['row'].nunique()} rows x {tidy['metric'].nunique()} metrics{where} "
           f"-> {args.csv}, {args.tex}")
     return 0

@@ -1,5 +1,6 @@
 # Dataset check before anything trains (user datasets only): a local job on the submit host, so on SLURM a
-# broken COCO/VOC folder is reported (every problem, one line each) before any GPU job is queued.
+# broken COCO/VOC folder is reported (every problem, one line each) before any GPU job is queued. It opens
+# every image (decode and size) with threads.check_data processes.
 
 localrules:
     check_data,
@@ -14,6 +15,7 @@ rule check_data:
         f"{R}/logs/check_data.log",
     benchmark:
         f"{R}/benchmarks/check_data.tsv",
+    threads: config["threads"]["check_data"]
     priority: FIRST_PRIORITY
     shell:
-        "python -m ld_core check-data {params.args} --out {output} 2>&1 | tee {log}"
+        "python -m ld_core check-data {params.args} --threads {threads} --out {output} 2>&1 | tee {log}"

@@ -17,6 +17,12 @@ _BIN = os.path.dirname(sys.executable)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
     os.environ.update(PATH=os.pathsep.join([_BIN, os.environ.get("PATH", "")]))
 
+# Every job's shell keeps its own stderr (Snakemake's output) as fd 3 before the rule sends the command's
+# output to its log: `python -m ld_core` writes its one-line error there too (ld_core.cli.report), so a job
+# that failed says why in Snakemake's output, also when its log could not be written (a full disk).
+shell.prefix(("set -euo pipefail; " if (shell.get_executable() or "").endswith("bash") else "")
+             + "exec 3>&2; export LD_REPRO_ERROR_FD=3; ")
+
 
 wildcard_constraints:
     run="|".join(PIPE.matrix.runs),
@@ -151,6 +157,14 @@ def output_folder(name):
         files = getattr(output, name)
         return os.path.dirname(files if isinstance(files, str) else files[0])
     return folder
+
+
+# ---- scorecard --------------------------------------------------------------------------------------------
+
+def precondition_args():
+    """Options of `ld_core scorecard`: the config's precondition thresholds (reasons in config.schema.yaml)."""
+    pre = config["preconditions"]
+    return f"--min-ap {pre['min_ap']} --teacher-margin {pre['teacher_margin_ap']}"
 
 
 # ---- resources --------------------------------------------------------------------------------------------

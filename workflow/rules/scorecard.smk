@@ -1,4 +1,5 @@
-# Scorecard: every paper cell beside its reproduced value, and the supplement's claims checked.
+# Scorecard: the preconditions (models learned, teachers better than their students), every paper cell beside
+# its reproduced value, and the supplement's claims judged: holds, contradicted or inconclusive.
 
 # A few seconds of pandas and matplotlib: on the submit host under SLURM.
 localrules:
@@ -11,14 +12,19 @@ rule scorecard:
         tables=expand(f"{R}/tables/{{table}}.csv", table=config["tables"]),
         claims=config["claims"],
         paper=config["paper_tables"],
+        matrix=config["matrix"],
+        teachers=PIPE.teacher_metric_files(config["tables"]),
         figures=figures_summary(),
     output:
-        csv=report(f"{R}/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard"),
-        md=f"{R}/scorecard.md",
+        csv=report(f"{R}/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard",
+                   subcategory="Preconditions, verdicts, cells"),
+        md=report(f"{R}/scorecard.md", caption="../report/scorecard_md.rst", category="Scorecard",
+                  subcategory="Preconditions, verdicts, cells"),
         plots=report(expand(f"{R}/figures/{{table}}_bars.png", table=config["tables"]),
-                     caption="../report/bars.rst", category="Scorecard"),
+                     caption="../report/bars.rst", category="Scorecard", subcategory="Bar plots"),
     params:
         plot_dir=output_folder("plots"),
+        preconditions=precondition_args(),
         figures=lambda wildcards, input: f"--figures {input.figures}" if input.figures else "",
     log:
         f"{R}/logs/scorecard.log",
@@ -26,6 +32,7 @@ rule scorecard:
         f"{R}/benchmarks/scorecard.tsv",
     shell:
         "python -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
+        " --matrix {input.matrix} --teacher-metrics {input.teachers} {params.preconditions}"
         " --csv {output.csv} --md {output.md} --plot-dir {params.plot_dir} {params.figures} > {log} 2>&1"
 
 
@@ -36,6 +43,8 @@ rule scorecard_first:
         table=f"{R}/tables/{config['tables'][0]}.csv",
         claims=config["claims"],
         paper=config["paper_tables"],
+        matrix=config["matrix"],
+        teachers=PIPE.teacher_metric_files(config["tables"][:1]),
     output:
         csv=f"{R}/scorecard/{config['tables'][0]}.csv",
         md=f"{R}/scorecard/{config['tables'][0]}.md",
@@ -43,7 +52,10 @@ rule scorecard_first:
         f"{R}/logs/scorecard_first.log",
     benchmark:
         f"{R}/benchmarks/scorecard_first.tsv",
+    params:
+        preconditions=precondition_args(),
     priority: FIRST_PRIORITY
     shell:
         "python -m ld_core scorecard --tables {input.table} --claims {input.claims} --paper {input.paper}"
+        " --matrix {input.matrix} --teacher-metrics {input.teachers} {params.preconditions}"
         " --only-given --csv {output.csv} --md {output.md} > {log} 2>&1"

@@ -15,6 +15,10 @@ rule table:
                    subcategory="{table}"),
         tex=report(f"{R}/tables/{{table}}.tex", caption="../report/latex.rst", category="Tables",
                    subcategory="{table}"),
+    params:
+        # a dataset of your own: no paper values or deltas beside it (the paper's numbers are COCO's / VOC's)
+        dataset=lambda wc: (f"--dataset-name {shlex.quote(name)}"
+                            if (name := PIPE.table_dataset(wc.table)) else ""),
     log:
         f"{R}/logs/{{table}}.log",
     benchmark:
@@ -22,4 +26,4 @@ rule table:
     priority: first_table_priority
     shell:
         "python -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"
-        " --metrics {input.metrics} --csv {output.csv} --tex {output.tex} > {log} 2>&1"
+        " --metrics {input.metrics} --csv {output.csv} --tex {output.tex} {params.dataset} > {log} 2>&1"
