@@ -81,14 +81,15 @@ def _student_checkpoint(config: Path, out: Path, poison: bool) -> Path:
     return save_tensor_checkpoint(model, out, {"run": "gfl_r18"})
 
 
-def test_evaluation_refuses_a_checkpoint_with_nan_weights(tmp_path, capsys):
-    from ld_core.cli import main
-
+def test_evaluation_refuses_a_checkpoint_with_nan_weights(tmp_path):
     config = resolved_config(tmp_path)
     ckpt = _student_checkpoint(config, config.parent / "checkpoint.pth", poison=True)
     out = config.parent / "metrics.json"
-    assert main(["evaluate", "--config", str(config), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    # its own process: mmengine keeps one visualizer per process, bound to an earlier evaluation's folder
+    proc = subprocess.run([sys.executable, "-m", "ld_core", "evaluate", "--config", str(config), "--checkpoint",
+                           str(ckpt), "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()[-1]
     assert err == (f"error: {ckpt}: 1 weight tensor(s) hold NaN/inf (e.g. neck.fpn_convs.4.conv.weight): the "
                    "training diverged; retrain it (a NaN model is not scored)")
     assert not out.exists()
