@@ -7,7 +7,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from ld_core.data.validate import mmdet_leaves_out, read_coco, read_voc
+from test_noise import _set_head  # a random detector with a small, non-zero AP
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,21 +171,6 @@ def test_synthetic_data_leaves_no_box_out(tmp_path):
 
 
 # ------------------------------------------------------------------------------ `ld_core evaluate` end to end
-
-def _set_head(state: dict, gen) -> dict:
-    """Boxes of a fixed size and random scores (a random detector with a small, non-zero AP; tests/test_noise.py)."""
-    import torch
-
-    bins = state["bbox_head.gfl_reg.bias"].numel() // 4
-    bias = torch.full((4, bins), -20.0)
-    for edge in range(4):
-        t = 0.7 + 1.3 * torch.rand(1, generator=gen).item()
-        lo = int(math.floor(t))
-        bias[edge, lo], bias[edge, lo + 1] = math.log(max(1 - (t - lo), 1e-6)), math.log(max(t - lo, 1e-6))
-    state["bbox_head.gfl_reg.bias"] = bias.reshape(-1)
-    state["bbox_head.gfl_reg.weight"] = torch.randn(state["bbox_head.gfl_reg.weight"].shape, generator=gen) * 0.02
-    state["bbox_head.gfl_cls.weight"] = torch.randn(state["bbox_head.gfl_cls.weight"].shape, generator=gen) * 0.1
-    return state
 
 
 def test_evaluate_gives_the_same_metrics_with_left_out_boxes(tmp_path):
