@@ -10,8 +10,9 @@ from .errors import ConfigError, LDError
 
 COMMANDS = {
     "data-synth": ("ld_core.data.synthetic", "generate the synthetic detection dataset (COCO json + VOC xml)"),
-    "rehearsal-data": ("ld_core.data.rehearsal", "write the inputs of `make rehearse`: mini COCO 2017 and VOC 07+12 "
-                                                "in their exact layouts, random ImageNet and released-teacher files"),
+    "rehearsal-data": ("ld_core.commands.rehearsal_data", "write the inputs of `make rehearse`: mini COCO 2017 and "
+                                                          "VOC 07+12 in their exact layouts, random ImageNet and "
+                                                          "released-teacher files"),
     "example-dataset": ("ld_core.data.example", "write a small dataset laid out as your own would be, with its "
                                                "dataset files (the worked example of docs/own_dataset.md)"),
     "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
@@ -26,6 +27,7 @@ COMMANDS = {
     "profile": ("ld_core.commands.profile", "Table 3 columns of a run: params, GFLOPs (paper architecture), FPS"),
     "complexity": ("ld_core.commands.complexity", "params and GFLOPs of a detector at the paper's R-50-FPN, 1280x800"),
     "fps": ("ld_core.commands.fps", "inference FPS of a trained student (batch 1, test pipeline incl. NMS)"),
+    "export": ("ld_core.commands.export", "a trained student as a stock mmdetection config.py + checkpoint.pth"),
     "table": ("ld_core.report.tables", "render a paper table (CSV + LaTeX) from metrics"),
     "figures": ("ld_core.report.figures", "Figures 1-2: baseline vs LD detections, NMS 0.6 vs 0.95"),
     "scorecard": ("ld_core.report.scorecard", "every paper cell and claim checked on the reproduced numbers"),

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from .errors import ConfigError, DataError, LDError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -58,8 +60,6 @@ def load_yaml_file(path: str | os.PathLike, what: str) -> Any:
     one-line ``ConfigError`` naming it."""
     import yaml
 
-    from .errors import ConfigError
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} does not exist")
@@ -78,8 +78,6 @@ def atomic_write_files(outputs: dict) -> None:
     """Write several files ({path: str | bytes}) as a unit: each atomically, and if one fails the ones
     already written are restored (or removed), so no mix of old and new outputs remains.
     A filesystem error becomes a one-line ``DataError`` naming the file."""
-    from .errors import DataError
-
     done = []
     path = None
     try:
@@ -119,8 +117,6 @@ def lock_results(folder: str | os.PathLike) -> str:
     import fcntl
     import socket
     import time
-
-    from .errors import LDError
 
     folder = Path(folder)
     path = folder / RESULTS_LOCK

@@ -13,6 +13,7 @@ import pytest
 
 from ld_core import cli
 from ld_core.commands import bench
+from ld_core.commands.bench_variants import BF16_ATOL, BF16_RTOL
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["bench", "train", "--scale", "tiny", "--image-size", "64", "64", "--batch", "2", "--warmup", "2", "--steps", "3",
@@ -82,7 +83,7 @@ def test_fast_path_losses_agree_with_stock_within_bf16_tolerance(report):
     """bf16 convolutions move the first-step losses by less than 2 %, not by exactly zero (the path is on)."""
     _, _, res = report
     check = res["loss_check"]["fast"]
-    assert check["passed"] and (check["rtol"], check["atol"]) == (bench.BF16_RTOL, bench.BF16_ATOL)
+    assert check["passed"] and (check["rtol"], check["atol"]) == (BF16_RTOL, BF16_ATOL)
     assert 0 < check["max_rel_diff"] < 2e-2
     fast, plain = res["variants"]["fast"]["first_step_losses"], res["variants"]["fastplain"]["first_step_losses"]
     assert "loss_ld" not in plain and fast["loss_cls"] == pytest.approx(plain["loss_cls"], rel=1e-6)

@@ -11,7 +11,7 @@ import pytest
 from ld_core.data.synthetic import CLASSES, generate
 from ld_core.config.matrix import load_matrix
 from ld_core.config.builder import build_run_config
-from ld_core.commands.resolve import config_text
+from ld_core.config.resolve import config_text
 from ld_core.config.scale import load_scale
 
 ROOT = Path(__file__).resolve().parents[1]

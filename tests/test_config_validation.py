@@ -236,6 +236,38 @@ def test_claim_of_an_unknown_table(project):
                  "(tables: table1, table2, table3, table4)")
 
 
+def test_claims_and_paper_load_as_typed_objects(tmp_path):
+    """ld_core.config.claims / .paper: the one validating loader of each file (the Snakefile's and the reports'):
+    frozen objects, names stripped, a claim's text on one line, one row/metric given as a string."""
+    import dataclasses
+
+    from ld_core.config.claims import Claim, load_claims
+    from ld_core.config.paper import load_paper
+    from ld_core.config.validate import project_schemas
+
+    matrix_path = ROOT / "configs" / "experiments.yaml"
+    tables = yaml.safe_load(matrix_path.read_text())["tables"]
+    paper = load_paper(ROOT / "configs" / "paper_tables.csv", tables, matrix_path, project_schemas())
+    assert len(paper.cells) == len((ROOT / "configs" / "paper_tables.csv").read_text().splitlines()) - 1
+    assert paper.value("table1", "ld+gt", "AP") == 36.5 and paper.cells[0].line == 2
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [
+        {"id": " c1 ", "table": "table1", "text": "LD\n  beats   GT", "better": " ld-only", "than": "gt-only ",
+         "metrics": "AP75"}]}))
+    (claim,) = load_claims(claims, tables, matrix_path, paper, project_schemas())
+    assert claim == Claim(id="c1", table="table1", text="LD beats GT", better=("ld-only",), than="gt-only",
+                          metrics=("AP75",), allow_equal=False, ours_only=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claim.than = "ld+gt"
+
+
+def test_missing_scale_profile_lists_the_profiles(project):
+    message = error_of(project, scale="huge")
+    assert message.startswith(f"{project / 'configs' / 'scales' / 'huge.yaml'}: scale profile 'huge' does not exist "
+                              "(profiles: "), message
+    assert "embedded" in message and "tiny" in message
+
+
 # ----------------------------------------------------------------------------------------------- paper CSV
 
 

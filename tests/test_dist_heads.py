@@ -196,7 +196,7 @@ def test_teacher_of_another_family_or_without_distribution_is_rejected(tmp_path,
     from mmengine.config import Config
 
     from ld_core.errors import TeacherMismatchError
-    from ld_core.models.checkpoints import check_teacher_compat
+    from ld_core.models.compat import check_teacher_compat
 
     student = tiny_detector_cfg("atss", distill=dict(ld="full"))
     cases = [(tiny_detector_cfg("gfl"), "head gfl (GFLHead) (teacher) vs atss (LDDistATSSHead) (student)"),
@@ -247,7 +247,8 @@ def test_gfl_main_parts_equal_todays_gfl_head():
 
 
 def test_parts_for_each_detector_and_student_head():
-    from ld_core.config.detectors import DISTILL_KEYS, detector_parts, student_head
+    from ld_core.config.detectors import DISTILL_KEYS, detector_parts
+    from ld_core.student import student_head
     from ld_core.errors import ConfigError
 
     retina = detector_parts("retinanet", 80, TINY_PROFILE, distribution=True, distill=dict(ld="full"))

@@ -182,8 +182,9 @@ def test_evaluate_gives_the_same_metrics_with_left_out_boxes(tmp_path):
 
     import ld_core.models  # noqa: F401
     from ld_core.commands.evaluate import coco_metrics
-    from ld_core.commands.resolve import config_text
-    from ld_core.config.builder import build_run_config, student_only
+    from ld_core.config.resolve import config_text
+    from ld_core.config.builder import build_run_config
+    from ld_core.student import student_only
     from ld_core.config.matrix import load_matrix
     from ld_core.config.scale import load_scale
     from ld_core.data.synthetic import CLASSES, generate

@@ -138,7 +138,8 @@ def test_paper_scale_needs_an_existing_data_root(tmp_path):
 
 def test_resolved_configs(tmp_path):
     from ld_core.config.matrix import load_matrix
-    from ld_core.config.builder import build_run_config, student_only
+    from ld_core.config.builder import build_run_config
+    from ld_core.student import student_only
     from ld_core.config.scale import load_scale
 
     m = load_matrix(ROOT / "configs" / "experiments.yaml")

@@ -47,8 +47,9 @@ def setup(tmp_path_factory):
     from mmengine.config import ConfigDict
 
     import ld_core.models  # noqa: F401
-    from ld_core.commands.resolve import config_text
-    from ld_core.config.builder import build_run_config, student_only
+    from ld_core.config.resolve import config_text
+    from ld_core.config.builder import build_run_config
+    from ld_core.student import student_only
     from ld_core.config.matrix import load_matrix
     from ld_core.config.scale import load_scale
     from ld_core.data.synthetic import CLASSES, generate
@@ -213,9 +214,9 @@ def test_inference_gives_the_detections_of_the_mmdet_runner(result, tmp_path):
 
     data, _, _ = result
     folder = Path(max(data["dirs"], key=lambda d: d["ap_full"])["dir"])
-    cfg, _, ann = load_config(folder / "config.py")
-    ours, _, _ = infer(cfg, folder / "checkpoint.pth", load_gt(ann))
-    runner_cfg = Config(copy.deepcopy(cfg))
+    student, ann = load_config(folder / "config.py")
+    ours, _, _ = infer(student, folder / "checkpoint.pth", load_gt(ann))
+    runner_cfg = Config(copy.deepcopy(student.cfg))
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         runner_cfg.pop(key, None)
     runner_cfg.load_from = str(folder / "checkpoint.pth")

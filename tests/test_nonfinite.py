@@ -69,7 +69,7 @@ def _student_checkpoint(config: Path, out: Path, poison: bool) -> Path:
     from mmengine.config import Config
 
     import ld_core.models  # noqa: F401
-    from ld_core.config.builder import student_only
+    from ld_core.student import student_only
     from ld_core.models.checkpoints import save_tensor_checkpoint
 
     register_all_modules(init_default_scope=True)

@@ -35,7 +35,7 @@ def pipeline(tmp_path, **config):
 
 
 def test_example_layout_and_classes_come_from_the_annotation_files(example):
-    from ld_core.data.user_dataset import load_user_dataset
+    from ld_core.config.dataset_file import load_user_dataset
 
     coco = load_user_dataset(example / "dataset.yaml", "coco")
     assert coco.classes == NAMES  # file order (ids 12, 5, 30, 7), not sorted by id or name

@@ -44,7 +44,7 @@ def imagenet(tmp_path_factory):
 
 
 def test_a_torchvision_file_fits_and_says_what_loads(imagenet):
-    from ld_core.models.checkpoints import fit_backbone
+    from ld_core.models.fitting import fit_backbone
 
     summary = fit_backbone(imagenet["good"], imagenet["r18"])
     n = len([k for k in torch.load(imagenet["good"], weights_only=True) if not k.startswith("fc.")])
@@ -61,7 +61,7 @@ def test_a_torchvision_file_fits_and_says_what_loads(imagenet):
     ("detector", ["is a detector checkpoint (backbone./neck./bbox_head. keys), not the ImageNet weights"]),
 ])
 def test_a_file_without_the_backbone_is_one_line(imagenet, name, needles):
-    from ld_core.models.checkpoints import fit_backbone
+    from ld_core.models.fitting import fit_backbone
 
     with pytest.raises(ConfigError) as err:
         fit_backbone(imagenet["bad"][name], imagenet["r18"])
@@ -73,7 +73,7 @@ def test_a_file_without_the_backbone_is_one_line(imagenet, name, needles):
 
 def test_dcn_offsets_are_not_expected_from_imagenet_weights(tmp_path):
     """mmdet's DCN configs load plain ImageNet files: the offset convolutions start at zero, by design."""
-    from ld_core.models.checkpoints import fit_backbone
+    from ld_core.models.fitting import fit_backbone
 
     dcn = dict(type="ResNet", depth=50, base_channels=16, num_stages=4, out_indices=(0, 1, 2, 3),
                norm_cfg=dict(type="BN", requires_grad=True), style="pytorch",
@@ -157,7 +157,7 @@ def test_dry_run_with_a_bad_backbone_fails_before_any_job(tmp_path, imagenet):
 
 
 def tiny_config_with_backbone_file(tmp_path: Path, backbone_file: Path) -> Path:
-    from ld_core.commands.resolve import config_text
+    from ld_core.config.resolve import config_text
     from ld_core.data.synthetic import generate
 
     generate(tmp_path / "results" / "data" / "synthetic", seed=0, num_train=8, num_val=4, image_size=64,

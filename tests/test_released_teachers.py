@@ -71,7 +71,8 @@ def files(tmp_path_factory, teacher_state):
 @pytest.mark.parametrize("fmt,expected", [("mmengine", "mmengine checkpoint"), ("mmcv1", "mmcv 1.x checkpoint"),
                                           ("ddp", "bare state dict")])
 def test_model_zoo_formats_load_with_weights_only_and_fit(files, teacher_state, fmt, expected):
-    from ld_core.models.checkpoints import fit_detector, read_checkpoint
+    from ld_core.models.checkpoints import read_checkpoint
+    from ld_core.models.fitting import fit_detector
 
     state, info = read_checkpoint(files[fmt])
     assert info["format"] == expected and list(state) == list(teacher_state)  # 'module.' stripped
@@ -265,8 +266,8 @@ def test_released_gfocal_architecture_imports_into_the_paper_teacher(tmp_path, r
     from mmdet.datasets import CocoDataset
 
     from ld_core.commands import import_teacher
-    from ld_core.commands.resolve import config_text
-    from ld_core.models.checkpoints import build_model
+    from ld_core.config.resolve import config_text
+    from ld_core.models.fitting import build_model
 
     rel = _released_config(released)
     state = OrderedDict(build_model(rel.model.to_dict(), device="cpu").state_dict())  # init_cfg: never loaded
@@ -293,7 +294,7 @@ def test_paper_scale_parse_check_of_a_full_size_r101_teacher(tmp_path):
     from ld_core.config.pipeline import load_pipeline
 
     rel = _released_config("gfl_r101_fpn_ms-2x_coco")
-    from ld_core.models.checkpoints import build_model
+    from ld_core.models.fitting import build_model
     from mmdet.datasets import CocoDataset
 
     state = OrderedDict(build_model(rel.model.to_dict(), device="cpu").state_dict())
@@ -319,7 +320,7 @@ def test_paper_scale_parse_check_of_a_full_size_r101_teacher(tmp_path):
 
 
 def test_check_weights_command(tmp_path, files):
-    from ld_core.commands.resolve import config_text
+    from ld_core.config.resolve import config_text
 
     config = tmp_path / "config.py"
     config.write_text(config_text(run_model_cfg("gfl_r101_teacher", results=str(tmp_path / "results"))))

@@ -1,4 +1,4 @@
-"""ld_core.report.format: the number, seed and message formatting the tables, scorecard and plots share."""
+"""ld_core.report.format: the number and seed formatting the tables, scorecard and plots share."""
 from __future__ import annotations
 
 import math
@@ -7,13 +7,6 @@ import pandas as pd
 import pytest
 
 from ld_core.report import format as fmt
-
-
-def test_one_line_and_first_line():
-    exc = ValueError("bad value\n  at line 3\tcolumn 4")
-    assert fmt.one_line(exc) == "bad value at line 3 column 4"
-    assert fmt.first_line(exc) == "bad value"
-    assert fmt.first_line(RuntimeError("")) == "RuntimeError"
 
 
 @pytest.mark.parametrize("value, missing", [

@@ -3,6 +3,8 @@ the preconditions (models learned, teacher better than its student), cells, Mark
 ld_core.report.plots: the bar plots it writes."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import re
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from ld_core.cli import main as cli_main
-
+from ld_core.config.claims import Claim
 from ld_core.report import format as fmt
 from ld_core.report import plots, scorecard, stats, tables
 from ld_core.errors import ConfigError, DataError
@@ -29,29 +31,32 @@ RUNS = {(t, r["row"]): r["run"] for t, spec in yaml.safe_load(MATRIX.read_text()
         for r in spec["rows"]}
 
 
+@functools.lru_cache(maxsize=1)
+def shipped():
+    """(claims, paper) of the project's files, through the loaders the scorecard command uses."""
+    return scorecard.load_inputs(MATRIX, PAPER, CLAIMS)
+
+
 @pytest.fixture(scope="module")
 def paper():
-    return tables.load_paper_values(PAPER)
+    return shipped()[1]
 
 
 @pytest.fixture(scope="module")
 def claims():
-    return scorecard.load_claims(CLAIMS)
+    return shipped()[0]
 
 
 def write_tidy(path: Path, seeds: dict, table: str = "table1", dataset: str = None) -> Path:
     """A tidy table CSV in the ld_core.report.tables format; ``seeds`` maps (row, metric) -> per-seed values;
     ``dataset``: built on a dataset of one's own (no paper values)."""
-    paper = tables.load_paper_values(PAPER)
-    number = int(table[len("table"):])
-    lookup = {(r, m): v for t, r, m, v in zip(paper["table"], paper["row"], paper["metric"], paper["value"])
-              if t == number}
+    paper = shipped()[1]
     recs = []
     for (row, metric), values in seeds.items():
         n = len(values)
         mean = statistics.fmean(values)
         std = statistics.stdev(values) if n > 1 else math.nan
-        p = math.nan if dataset else lookup.get((row, metric), math.nan)
+        p = math.nan if dataset else paper.value(table, row, metric)
         recs.append({"table": table, "row": row, "run": RUNS[(table, row)], "metric": metric,
                      "paper": p, "reproduced": round(mean, 4), "reproduced_std": round(std, 4) if n > 1 else math.nan,
                      "n_seeds": n, "delta": round(mean - p, 2), "per_seed": fmt.per_seed_text(dict(enumerate(values))),
@@ -81,20 +86,18 @@ def claim_by_id(frame: pd.DataFrame, cid: str) -> dict:
 
 
 def test_claims_file_valid_and_rows_exist(claims, paper):
-    ids = [c["id"] for c in claims]
+    ids = [c.id for c in claims]
     assert len(ids) == len(set(ids))
-    assert {c["table"] for c in claims} == {"table1", "table2", "table3", "table4"}
-    cells = {(f"table{t}", r, m) for t, r, m in zip(paper["table"], paper["row"], paper["metric"])}
+    assert {c.table for c in claims} == {"table1", "table2", "table3", "table4"}
     for c in claims:
-        if c["ours_only"]:  # rows this reproduction adds (Table 3's distribution heads without a teacher)
-            assert c["table"] == "table3" and all(r not in {r for _, r, _ in cells} for r in [c["than"]]), c["id"]
+        if c.ours_only:  # rows this reproduction adds (Table 3's distribution heads without a teacher)
+            assert c.table == "table3" and c.than not in {p.row for p in paper.cells}, c.id
             continue
-        for row in c["better"] + [c["than"]]:
-            for metric in c["metrics"]:
-                assert (c["table"], row, metric) in cells, (c["id"], row, metric)
-    scorecard.check_claims_against_paper(claims, paper, CLAIMS)  # the same check the scorecard runs
+        for row in [*c.better, c.than]:
+            for metric in c.metrics:
+                assert paper.has(c.table, row, metric), (c.id, row, metric)
     # the supplement's statements are all there
-    pairs = {(c["table"], b, c["than"], m, c["allow_equal"]) for c in claims for b in c["better"] for m in c["metrics"]}
+    pairs = {(c.table, b, c.than, m, c.allow_equal) for c in claims for b in c.better for m in c.metrics}
     for need in [("table1", "ld-only", "gt-only", "AP", False), ("table1", "ld-only", "gt-only", "AP75", False),
                  ("table1", "ld+gt", "ld-only", "AP", True),
                  ("table2", "r18-self", "r18-base", "AP75", False), ("table2", "r50-self", "r50-base", "AP", False),
@@ -107,15 +110,15 @@ def test_claims_file_valid_and_rows_exist(claims, paper):
 
 
 def test_every_claim_holds_on_the_paper_numbers(claims, paper):
-    frame = pd.DataFrame({"table": [f"table{t}" for t in paper["table"]], "row": paper["row"],
-                          "metric": paper["metric"], "paper": paper["value"]})
-    for c in (c for c in claims if not c["ours_only"]):
+    frame = pd.DataFrame([{"table": p.table, "row": p.row, "metric": p.metric, "paper": p.value}
+                          for p in paper.cells])
+    for c in (c for c in claims if not c.ours_only):
         res = scorecard.evaluate_claim(c, frame, column="paper")
-        assert res["verdict"] is True, (c["id"], res)
+        assert res["verdict"] is True, (c.id, res)
         assert res["margin"] >= 0
         assert fmt.is_missing(res["n"]) and math.isnan(res["ci_lo"])
     # Table 1's "only 0.1 AP is increased": ld+gt vs ld-only, AP75 equal -> margin 0 (allowed)
-    t1 = next(c for c in claims if c["table"] == "table1" and c["than"] == "ld-only")
+    t1 = next(c for c in claims if c.table == "table1" and c.than == "ld-only")
     assert scorecard.evaluate_claim(t1, frame, column="paper")["margin"] == pytest.approx(0.0)
 
 
@@ -127,7 +130,7 @@ def test_one_seed_is_inconclusive_with_its_margin(tmp_path):
     seeds = {("gt-only", "AP"): [36.0], ("gt-only", "AP75"): [38.0], ("ld-only", "AP"): [35.5],
              ("ld-only", "AP75"): [37.9], ("ld+gt", "AP"): [36.2], ("ld+gt", "AP75"): [38.4]}
     csv = write_tidy(tmp_path / "tables" / "table1.csv", seeds)
-    claims = scorecard.build_scorecard([csv], CLAIMS, PAPER).claims
+    claims = scorecard.build_scorecard([csv], *shipped()).claims
     rec = claim_by_id(claims, "t1-ld-only-beats-gt")
     assert rec["verdict"] == "inconclusive" and rec["n"] == 1 and math.isnan(rec["ci_lo"])  # one seed: no interval
     assert "one seed" in rec["note"] and rec["seeds_needed"] == ""  # no spread: cannot be computed
@@ -142,24 +145,24 @@ def test_allow_equal_and_degenerate_runs():
     tidy = pd.DataFrame({"table": ["table1"] * 2, "row": ["a", "b"], "metric": ["AP", "AP"],
                          "reproduced": [36.4, 36.4], "reproduced_std": [math.nan] * 2, "n_seeds": [2, 2],
                          "per_seed": ["0:36.4;1:36.5", "0:36.4;1:36.5"]})
-    claim = {"id": "x", "table": "table1", "text": "t", "better": ["a"], "than": "b", "metrics": ["AP"]}
+    claim = Claim(id="x", table="table1", text="t", better=("a",), than="b", metrics=("AP",))
     for allow_equal in (True, False):  # identical runs: a zero-width interval [0, 0] is no evidence either way
-        rec = scorecard.evaluate_claim({**claim, "allow_equal": allow_equal}, tidy)
+        rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=allow_equal), tidy)
         assert rec["verdict"] == "inconclusive" and "degenerate" in rec["note"] and rec["n"] == 2, rec
         assert rec["ci_lo"] == rec["ci_hi"] == 0.0 and rec["seeds_needed"] == ""
     tidy["per_seed"] = ["0:36.4;1:36.5;2:36.0", "0:36.4;1:36.4;2:35.5"]  # +0.0 +0.1 +0.5
-    rec = scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)
+    rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
     assert rec["verdict"] == "inconclusive" and rec["ci_lo"] < 0 < rec["ci_hi"]
     tidy["per_seed"] = ["0:36.4;1:36.5;2:36.45", "0:36.2;1:36.2;2:36.2"]  # +0.2 +0.3 +0.25: above 0
-    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["verdict"] == "holds"
+    assert scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "holds"
     tidy["per_seed"] = ["0:35.0;1:35.1;2:35.0", "0:36.0;1:36.3;2:35.8"]  # "does not hurt", but it does
-    rec = scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)
+    rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
     assert rec["verdict"] == "contradicted" and rec["ci_hi"] < 0
     tidy["per_seed"] = ["0:36.4", "0:36.4"]
-    assert scorecard.evaluate_claim({**claim, "allow_equal": True}, tidy)["verdict"] == "inconclusive"
+    assert scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "inconclusive"
     # float noise (36.5 - 36.4 = 0.10000000000000142) does not break equality or margins
     tidy.loc[0, "reproduced"] = 36.5
-    assert scorecard.evaluate_claim({**claim, "allow_equal": False}, tidy)["margin"] == 0.1
+    assert scorecard.evaluate_claim(claim, tidy)["margin"] == 0.1
 
 
 @pytest.mark.parametrize("gt, ld_only, expected, why", [
@@ -173,7 +176,7 @@ def test_allow_equal_and_degenerate_runs():
 ])
 def test_paired_interval_decides(tmp_path, gt, ld_only, expected, why):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds(gt, ld_only, [37.0, 37.1, 37.2]))
-    rec = claim_by_id(scorecard.build_scorecard([csv], CLAIMS, PAPER).claims, "t1-ld-only-beats-gt")
+    rec = claim_by_id(scorecard.build_scorecard([csv], *shipped()).claims, "t1-ld-only-beats-gt")
     diffs = [b - a for a, b in zip(gt, ld_only)]  # paired over the common seeds
     assert rec["margin"] == pytest.approx(statistics.fmean(ld_only) - statistics.fmean(gt), abs=1e-4)  # means
     assert rec["n"] == len(diffs)
@@ -213,10 +216,10 @@ def test_t_interval_matches_the_textbook_value():
 
 def test_tables_not_built_are_not_run(tmp_path, paper):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.2], [36.0, 36.4], [36.5, 36.7]))
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    card = scorecard.build_scorecard([csv], *shipped())
     cells, claims = card.cells, card.claims
     # every paper cell is there, once
-    assert len(cells) == len(paper)
+    assert len(cells) == len(paper.cells)
     assert not cells.duplicated(["table", "row", "metric"]).any()
     t1 = cells[cells["table"] == "table1"]
     assert (t1["status"] == "reproduced").all() and (t1["n_seeds"] == 2).all()
@@ -241,7 +244,7 @@ def test_tables_not_built_are_not_run(tmp_path, paper):
 def test_missing_row_in_a_built_table_is_not_run(tmp_path):
     seeds = {k: v for k, v in table1_seeds([35.0], [36.0], [36.5]).items() if k[0] != "ld+gt"}
     csv = write_tidy(tmp_path / "table1.csv", seeds)
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    card = scorecard.build_scorecard([csv], *shipped())
     rec = claim_by_id(card.claims, "t1-gt-adds-little")
     assert rec["verdict"] == "not run" and "ld+gt" in rec["note"]
     assert claim_by_id(card.claims, "t1-ld-only-beats-gt")["verdict"] == "inconclusive"
@@ -256,10 +259,10 @@ def test_works_on_a_table_built_by_ld_core_tables(tmp_path):
          "source": f"{run}/{s}"}
         for run, base in (("gfl_r18", 35.0), ("gfl_r18_ld_only_r101", 36.0), ("gfl_r18_ld_r101", 36.5))
         for s in (0, 1, 2) for m, v in (("AP", base), ("AP75", base + 2))])
-    tidy = tables.build_table("table1", spec, metrics, tables.load_paper_values(PAPER))
+    tidy = tables.build_table("table1", spec, metrics, shipped()[1])
     csv = tmp_path / "table1.csv"
     csv.write_text(tidy.to_csv(index=False, lineterminator="\n"))
-    rec = claim_by_id(scorecard.build_scorecard([csv], CLAIMS, PAPER).claims, "t1-ld-only-beats-gt")
+    rec = claim_by_id(scorecard.build_scorecard([csv], *shipped()).claims, "t1-ld-only-beats-gt")
     assert rec["verdict"] == "holds" and rec["margin"] == pytest.approx(1.0 + 0.05 * 5 / 3, abs=1e-4)
     assert rec["n"] == 3 and 0 < rec["ci_lo"] < 1.0  # +1.0, +1.05, +1.2
 
@@ -281,7 +284,7 @@ def pre(root: Path, teachers=(("gfl_r101_teacher", 1000, 24.5),), min_ap=1.0, ma
 
 def test_preconditions_pass(tmp_path):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([14.0, 14.1, 14.2], [15.0, 15.3, 15.0], [16, 16.2, 15.9]))
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path))
+    card = scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path))
     p = card.preconditions.set_index("id")
     assert set(p["status"]) == {"passed"}
     assert list(p.index) == ["learned:gt-only", "learned:ld-only", "learned:ld+gt", "learned:teacher:gfl_r101_teacher",
@@ -297,7 +300,7 @@ def test_preconditions_fail_and_the_verdicts_say_so(tmp_path):
     # the issue's case: a teacher barely above its students, and a student baseline that learned nothing
     seeds = table1_seeds([0.5, 0.6, 0.7], [1.5, 1.8, 1.6], [0.9, 1.1, 1.0])
     csv = write_tidy(tmp_path / "table1.csv", seeds)
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 1.1)]))
+    card = scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 1.1)]))
     p = card.preconditions.set_index("id")
     assert p.loc["learned:gt-only", "status"] == "failed" and p.loc["learned:ld-only", "status"] == "passed"
     assert p.loc["learned:teacher:gfl_r101_teacher", "status"] == "passed"
@@ -320,7 +323,7 @@ def test_preconditions_fail_and_the_verdicts_say_so(tmp_path):
     md = scorecard.render_markdown(card.cells, card.claims, card.preconditions)
     assert md.index("PRECONDITIONS FAILED") < md.index("hold, ") < md.index("## Preconditions") < md.index("## Claims")
     # a teacher below the floor fails "learned" for the rows it teaches
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 0.3)]))
+    card = scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 0.3)]))
     assert card.preconditions.set_index("id").loc["learned:teacher:gfl_r101_teacher", "status"] == "failed"
     assert "teacher gfl_r101_teacher below the AP floor" in claim_by_id(card.claims, "t1-ld-only-beats-gt")["note"]
 
@@ -329,14 +332,14 @@ def test_self_ld_teacher_is_exempt_and_a_missing_teacher_is_an_error(tmp_path):
     seeds = {("r18-base", "AP"): [14.3], ("r18-base", "AP75"): [7.5], ("r18-self", "AP"): [14.5],
              ("r18-self", "AP75"): [7.2]}
     csv = write_tidy(tmp_path / "table2.csv", seeds, table="table2")
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, [("gfl_r18", 1000, 13.6)]))
+    card = scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, [("gfl_r18", 1000, 13.6)]))
     p = card.preconditions.set_index("id")
     assert p.loc["teacher-better:r18-self", "status"] == "not required"  # the teacher 13.6 < 14.3: Self-LD
     assert "self-distillation" in p.loc["teacher-better:r18-self", "note"]
     with pytest.raises(DataError, match=r"no AP of teacher run 'gfl_r18' seed 1000 \(needed by table2 row 'r18-self'\)"):
-        scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, []))
+        scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, []))
     with pytest.raises(ConfigError, match="min_ap must be a number >= 0"):
-        scorecard.build_scorecard([csv], CLAIMS, PAPER, preconditions=pre(tmp_path, min_ap=-1.0))
+        scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, min_ap=-1.0))
 
 
 def test_teacher_paired_by_seed_where_seeds_allow():
@@ -363,8 +366,8 @@ def test_write_scorecard_outputs(tmp_path, capsys):
                    "--teacher-metrics", str(teacher), "--csv", str(out_csv), "--md", str(out_md),
                    "--plot-dir", str(plot_dir)])
     assert rc == 0
-    n = len(scorecard.load_claims(CLAIMS))
-    n_other = sum(1 for c in scorecard.load_claims(CLAIMS) if c["table"] != "table1")
+    n = len(shipped()[0])
+    n_other = sum(1 for c in shipped()[0] if c.table != "table1")
     # ld-only - gt-only +1.0 +1.2 +1.0: holds; ld+gt - gt-only: holds; ld+gt - ld-only +0.5 +0.4 +0.4: holds
     summary = f"3 hold, 0 contradicted, 0 inconclusive, {n_other} not run (of {n} claims, on the reproduced numbers)"
     assert summary in capsys.readouterr().out
@@ -397,7 +400,7 @@ def test_write_scorecard_outputs(tmp_path, capsys):
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in plot_dir.iterdir()) == ["table1_bars.png"]  # only built tables, no temp files
-    card = scorecard.build_scorecard([csv], CLAIMS, PAPER)
+    card = scorecard.build_scorecard([csv], *shipped())
     assert png.read_bytes() == plots.bars_png("table1", card.differences["table1"])  # as rendered
     assert {c["verdict"] for c in card.differences["table1"]} == {"holds"}
 
@@ -407,7 +410,7 @@ def test_own_dataset_scorecard_has_no_paper_values(tmp_path):
     csv = write_tidy(tmp_path / "table1.csv", table1_seeds([0.5, 0.6, 0.7], [0.6, 1.3, 0.2], [0.5, 0.9, 0.4]),
                      dataset="aerial")
     out = tmp_path / "out"
-    card = scorecard.write_scorecard([csv], CLAIMS, PAPER, out / "s.csv", out / "s.md", out / "fig",
+    card = scorecard.write_scorecard([csv], *shipped(), out / "s.csv", out / "s.md", out / "fig",
                                      preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 1.1)]))
     assert card.datasets == {"table1": "aerial"}
     t1 = card.cells[card.cells["table"] == "table1"]
@@ -445,7 +448,7 @@ def test_bars_png(tmp_path):
 
 def test_build_scorecard_returns_the_claimed_differences(tmp_path):
     one = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0, 35.1], [36.0, 36.3], [36.5, 36.5]))
-    differences = scorecard.build_scorecard([one], CLAIMS, PAPER).differences
+    differences = scorecard.build_scorecard([one], *shipped()).differences
     assert list(differences) == ["table1"]
     by_key = {(c["label"], c["metric"]): c for c in differences["table1"]}
     ld_only = by_key[("ld-only − gt-only", "AP")]
@@ -458,28 +461,28 @@ def test_nothing_partial_on_error(tmp_path):
     bad_claims = tmp_path / "claims.yaml"
     bad_claims.write_text("claims:\n  - {id: x, table: table1, text: t, better: [ld-only], metrics: [AP]}\n")
     out = tmp_path / "out"
-    with pytest.raises(ConfigError):
-        scorecard.write_scorecard([csv], bad_claims, PAPER, out / "s.csv", out / "s.md", out / "fig")
+    assert cli_main(["scorecard", "--tables", str(csv), "--claims", str(bad_claims), "--paper", str(PAPER), *PRE_ARGS,
+                     "--csv", str(out / "s.csv"), "--md", str(out / "s.md"), "--plot-dir", str(out / "fig")]) == 2
     assert not out.exists()
     with pytest.raises(DataError, match="no AP of teacher run"):  # a teacher's metrics missing
-        scorecard.write_scorecard([csv], CLAIMS, PAPER, out / "s.csv", out / "s.md", out / "fig",
+        scorecard.write_scorecard([csv], *shipped(), out / "s.csv", out / "s.md", out / "fig",
                                   preconditions=pre(tmp_path, []))
     assert not out.exists()
     # a write failing half-way (the Markdown's folder is a file) rolls the CSV back
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     with pytest.raises(DataError):
-        scorecard.write_scorecard([csv], CLAIMS, PAPER, out / "s.csv", blocker / "s.md")
+        scorecard.write_scorecard([csv], *shipped(), out / "s.csv", blocker / "s.md")
     assert not (out / "s.csv").exists()
     assert not (out.exists() and [p for p in out.rglob("*") if p.is_file()])  # no temp files either
     # a malformed table CSV
     broken = tmp_path / "broken.csv"
     broken.write_text("table,row,metric\ntable1,ld-only,AP\n")
     with pytest.raises(DataError, match="broken.csv"):
-        scorecard.write_scorecard([broken], CLAIMS, PAPER, out / "s.csv", out / "s.md")
+        scorecard.write_scorecard([broken], *shipped(), out / "s.csv", out / "s.md")
     assert not (out / "s.csv").exists()
     with pytest.raises(DataError, match="gone.csv: table CSV does not exist"):
-        scorecard.write_scorecard([tmp_path / "gone.csv"], CLAIMS, PAPER, out / "s.csv", out / "s.md")
+        scorecard.write_scorecard([tmp_path / "gone.csv"], *shipped(), out / "s.csv", out / "s.md")
     unreadable = tmp_path / "latin1.csv"
     unreadable.write_bytes(b"table,row\n\xff\n")
     with pytest.raises(DataError, match=r"latin1.csv: malformed CSV \('utf-8' codec can't decode"):
@@ -490,7 +493,7 @@ def test_same_table_twice_is_an_error(tmp_path):
     a = write_tidy(tmp_path / "a.csv", table1_seeds([35.0], [36.0], [36.5]))
     b = write_tidy(tmp_path / "b.csv", table1_seeds([35.0], [36.0], [36.5]))
     with pytest.raises(DataError, match="also given by"):
-        scorecard.build_scorecard([a, b], CLAIMS, PAPER)
+        scorecard.build_scorecard([a, b], *shipped())
 
 
 # ----------------------------------------------------------------------------------------------- malformed claims
@@ -499,49 +502,75 @@ def test_same_table_twice_is_an_error(tmp_path):
 GOOD = {"id": "c", "table": "table1", "text": "t", "better": ["ld-only"], "than": "gt-only", "metrics": ["AP"]}
 
 
+# the scorecard command loads the claims through the loader the Snakefile validates them with at parse time
+# (ld_core.config.claims): the same one-line messages (key paths from 0), checked once
 @pytest.mark.parametrize("content, fragment", [
-    (yaml.safe_dump({"claims": [{**GOOD, "colour": "red"}]}), "unknown key 'colour'"),
-    (yaml.safe_dump({"claims": [{k: v for k, v in GOOD.items() if k != "than"}]}), "missing 'than'"),
-    (yaml.safe_dump({"claims": [GOOD, GOOD]}), "duplicate id 'c'"),
-    (yaml.safe_dump({"claims": [{**GOOD, "better": []}]}), "'better' must be a non-empty list"),
-    (yaml.safe_dump({"claims": [{**GOOD, "allow_equal": "yes please"}]}), "'allow_equal' must be true or false"),
-    (yaml.safe_dump({"claims": [{**GOOD, "table": "Table 1"}]}), "'table' must be tableN"),
-    (yaml.safe_dump({"claims": []}), "'claims' must be a non-empty list"),
-    (yaml.safe_dump({"claims": [GOOD], "extra": 1}), "unknown top-level key 'extra'"),
+    (yaml.safe_dump({"claims": [{**GOOD, "colour": "red"}]}), "claims[0]: unknown key 'colour'"),
+    (yaml.safe_dump({"claims": [{k: v for k, v in GOOD.items() if k != "than"}]}), "claims[0]: missing key 'than'"),
+    (yaml.safe_dump({"claims": [GOOD, GOOD]}), "claims[1].id: duplicate id 'c' (also claims[0])"),
+    (yaml.safe_dump({"claims": [{**GOOD, "better": []}]}), "claims[0].better: must not be empty"),
+    (yaml.safe_dump({"claims": [{**GOOD, "allow_equal": "yes please"}]}),
+     "claims[0].allow_equal: must be true or false"),
+    (yaml.safe_dump({"claims": [{**GOOD, "table": "Table 1"}]}), "claims[0].table: 'Table 1' does not match"),
+    (yaml.safe_dump({"claims": []}), "claims: must not be empty"),
+    (yaml.safe_dump({"claims": [GOOD], "extra": 1}), "unknown key 'extra' (allowed: claims)"),
     ("claims:\n  - id: [unclosed\n", "malformed YAML"),
-    ("- just a list\n", "expected a mapping"),
+    ("- just a list\n", "must be a mapping"),
+    (yaml.safe_dump({"claims": [{**GOOD, "better": ["gt-only"]}]}), "row 'gt-only' is both in 'better' and 'than'"),
 ])
 def test_malformed_claims_file(tmp_path, content, fragment):
     path = tmp_path / "my_claims.yaml"
     path.write_text(content)
     with pytest.raises(ConfigError) as info:
-        scorecard.load_claims(path)
+        scorecard.load_inputs(MATRIX, PAPER, path)
     msg = str(info.value)
-    assert "\n" not in msg and str(path) in msg and fragment in msg, msg
+    assert "\n" not in msg and msg.startswith(f"{path}: ") and fragment in msg, msg
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ({"better": ["ld-plus"]}, "row 'ld-plus' is not in table1"),
-    ({"metrics": ["AP50"]}, "the paper has no AP50"),
+    ({"better": ["ld-plus"]}, "claims[0].better[0]: row 'ld-plus' is not a row of table1 (rows: gt-only,"),
+    ({"metrics": ["AP50"]}, "claims[0].metrics[0]: 'AP50' is not a metric of table1 (metrics: AP, AP75)"),
+    ({"table": "table3", "better": ["atss-ld"], "than": "atss-dist"},
+     f"claims[0].metrics[0]: the paper ({PAPER}) has no AP for row 'atss-dist' of table3"),
 ])
-def test_claim_rows_must_exist_in_paper(tmp_path, change, fragment):
+def test_claim_rows_must_exist_in_matrix_and_paper(tmp_path, change, fragment):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"claims": [{**GOOD, **change}]}))
     with pytest.raises(ConfigError) as info:
-        scorecard.build_scorecard([], path, PAPER)
+        scorecard.load_inputs(MATRIX, PAPER, path)
     msg = str(info.value)
-    assert "\n" not in msg and str(path) in msg and fragment in msg, msg
+    assert "\n" not in msg and msg.startswith(f"{path}: ") and fragment in msg, msg
 
 
 def test_missing_claims_file_and_cli_error(tmp_path, capsys):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError, match="nope.yaml: claims file does not exist"):
-        scorecard.load_claims(missing)
+        scorecard.load_inputs(MATRIX, PAPER, missing)
     rc = cli_main(["scorecard", "--tables", str(tmp_path / "t.csv"), "--claims", str(missing), "--paper", str(PAPER),
                    *PRE_ARGS, "--csv", str(tmp_path / "s.csv"), "--md", str(tmp_path / "s.md")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_the_scorecard_checks_the_paper_with_the_parse_time_loader(tmp_path, capsys):
+    """A paper CSV edited after the DAG was parsed: the scorecard refuses it (and the claims it no longer backs)
+    with the Snakefile's one-line messages, and writes nothing."""
+    csv = write_tidy(tmp_path / "table1.csv", table1_seeds([35.0], [36.0], [36.5]))
+    bad, out = tmp_path / "paper.csv", tmp_path / "out"
+    args = ["scorecard", "--tables", str(csv), "--claims", str(CLAIMS), "--paper", str(bad), *PRE_ARGS,
+            "--csv", str(out / "s.csv"), "--md", str(out / "s.md")]
+    bad.write_text(PAPER.read_text().replace("\n2,r50-self,", "\n2,r50-selfie,", 1))
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: line ") and err.count("\n") == 1
+    assert "column 'row': row 'r50-selfie' is not a row of table2 (rows: r18-base," in err
+    lines = PAPER.read_text().splitlines(keepends=True)
+    bad.write_text("".join(line for line in lines if not line.startswith("1,ld-only,") or ",AP75," in line))
+    assert cli_main(args) == 2
+    assert capsys.readouterr().err == (f"error: {CLAIMS}: claims[0].metrics[0]: the paper ({bad}) has no AP for "
+                                       "row 'ld-only' of table1\n")
+    assert not out.exists()
 
 
 def test_figure2_claim_from_the_figures_summary(tmp_path):
@@ -551,13 +580,13 @@ def test_figure2_claim_from_the_figures_summary(tmp_path):
     summary.write_text(json.dumps({"nms_redundancy": {"images": 200, "score_thr": 0.3,
                                                       "baseline": dict(rec, **{"redundant_per_image_nms0.6": 0.4}),
                                                       "ld": dict(rec, **{"redundant_per_image_nms0.6": 0.25})}}))
-    claims = scorecard.build_scorecard([csv], CLAIMS, PAPER, summary).claims
+    claims = scorecard.build_scorecard([csv], *shipped(), summary).claims
     fig = claim_by_id(claims, "f2-ld-fewer-redundant-boxes")
     assert fig["verdict"] == "inconclusive" and fig["margin"] == pytest.approx(0.15) and "200 images" in fig["note"]
     assert fig["note"].startswith("one seed")
     summary.write_text("{}")
     with pytest.raises(DataError, match="Figure 2"):
-        scorecard.build_scorecard([csv], CLAIMS, PAPER, summary)
+        scorecard.build_scorecard([csv], *shipped(), summary)
 
 
 def test_ours_only_claim_is_scored_without_a_paper_value(tmp_path):
@@ -565,11 +594,9 @@ def test_ours_only_claim_is_scored_without_a_paper_value(tmp_path):
     seeds = {("atss", "AP"): [17.0, 17.2, 16.9], ("atss-ld", "AP"): [18.0, 18.3, 18.1],
              ("atss-dist", "AP"): [17.1, 17.0, 17.3]}
     csv = write_tidy(tmp_path / "tables" / "table3.csv", seeds, table="table3")
-    claims = [c for c in scorecard.load_claims(CLAIMS) if c["id"] in ("t3-ld-atss", "t3-ld-vs-head-atss")]
+    claims = [c for c in shipped()[0] if c.id in ("t3-ld-atss", "t3-ld-vs-head-atss")]
     assert len(claims) == 2
-    path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump({"claims": claims}))
-    card = scorecard.build_scorecard([csv], path, PAPER, preconditions=pre(tmp_path, [("atss_r101_teacher", 1000, 29.9)]))
+    card = scorecard.build_scorecard([csv], claims, shipped()[1], preconditions=pre(tmp_path, [("atss_r101_teacher", 1000, 29.9)]))
     rec = claim_by_id(card.claims, "t3-ld-vs-head-atss")
     assert rec["holds_in_paper"] == scorecard.NOT_IN_PAPER and rec["verdict"] == "holds" and rec["n"] == 3
     assert claim_by_id(card.claims, "t3-ld-atss")["holds_in_paper"] is True

@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from ld_core.config.matrix import load_matrix
+from ld_core.config.paper import load_paper
+from ld_core.config.validate import project_schemas
 from ld_core.report import tables
 from ld_core.errors import ConfigError, DataError
 
@@ -33,9 +36,15 @@ def spec():
     return yaml.safe_load(MATRIX.read_text())["tables"]["table1"]
 
 
+def load_project_paper(path=PAPER):
+    """The paper's numbers through the loader the table command uses (ld_core.config.paper)."""
+    matrix = load_matrix(MATRIX)
+    return load_paper(path, matrix.tables, matrix.path, project_schemas())
+
+
 @pytest.fixture(scope="module")
 def paper():
-    return tables.load_paper_values(PAPER)
+    return load_project_paper()
 
 
 def write_metrics(root: Path, run: str, seed: int, metrics: dict) -> Path:
@@ -53,15 +62,28 @@ def metric_files(tmp_path):
 
 def test_paper_values(paper):
     assert {"table", "row", "metric", "value"} <= set(paper.columns)
-    one = paper[(paper["table"] == 1) & (paper["row"] == "gt-only") & (paper["metric"] == "AP")]
-    assert len(one) == 1 and one["value"].iloc[0] == pytest.approx(35.8)
+    assert paper.value("table1", "gt-only", "AP") == pytest.approx(35.8) and paper.has("table1", "gt-only", "AP")
+    assert math.isnan(paper.value("table1", "gt-only", "AP50")) and not paper.has("table9", "gt-only", "AP")
+    assert [c.metric for c in paper.of_table("table1") if c.row == "gt-only"] == ["AP", "AP75"]
+    assert paper.dataset_of("table4") == "voc07_test" and paper.dataset_of("table9") == ""
+    assert dict(paper.of_table("table1")[0].info)["variant"] == "baseline (L_reg + L_DFL; no LD)"
 
 
-def test_paper_values_bad_number(tmp_path):
+def test_the_table_command_checks_the_paper_with_the_parse_time_loader(tmp_path, metric_files):
+    """A paper CSV edited after the DAG was parsed: the table command refuses it with the Snakefile's message."""
     bad = tmp_path / "paper.csv"
-    bad.write_text("table,row,metric,value\n1,gt-only,AP,35.8\n1,ld-only,AP,abc\n")
-    with pytest.raises(DataError, match=r"paper\.csv: line 3: value 'abc'"):
-        tables.load_paper_values(bad)
+    bad.write_text("table,row,metric,value\n1,gt-only,AP,35.8\n 1, ld-only, AP, abc\n")
+    csv_out, tex_out = tmp_path / "t.csv", tmp_path / "t.tex"
+    with pytest.raises(ConfigError, match=r"paper\.csv: line 3, column 'value': must be a number, got a string 'abc'"):
+        tables.write_table("table1", MATRIX, bad, metric_files, csv_out, tex_out)
+    bad.write_text("table,row,metric,value\n1,gt-only,AP,35.8\n\n1,gt-only, AP ,36.0\n")
+    with pytest.raises(ConfigError, match=r"line 4: duplicate value for table1, row 'gt-only', metric 'AP' "
+                                          r"\(first on line 2\)"):
+        tables.write_table("table1", MATRIX, bad, metric_files, csv_out, tex_out)
+    bad.write_text("table,row,metric,value\n1,gt-only,AP,35.8\n1,gt-plus,AP,36.0\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 'row': row 'gt-plus' is not a row of table1"):
+        tables.write_table("table1", MATRIX, bad, metric_files, csv_out, tex_out)
+    assert not csv_out.exists() and not tex_out.exists()
 
 
 def test_load_metrics_rows(metric_files):
@@ -248,7 +270,7 @@ def test_own_dataset_has_no_paper_column(tmp_path, spec, metric_files):
         tables.write_table("table1", MATRIX, PAPER, metric_files, csv_out, tex_out, dataset_name=" ")
     clash = dict(spec, columns=["dataset", "Student", "LD", "GT"])
     with pytest.raises(ConfigError, match="column name 'dataset' clashes"):
-        tables.build_table("table1", clash, tables.load_metrics(metric_files), tables.load_paper_values(PAPER))
+        tables.build_table("table1", clash, tables.load_metrics(metric_files), load_project_paper())
 
 
 def test_unknown_table(tmp_path, metric_files):

@@ -81,7 +81,7 @@ def test_mismatched_teacher_is_rejected_naming_both_configs(tmp_path, mmdet_scop
     from mmengine.config import Config
 
     from ld_core.errors import TeacherMismatchError
-    from ld_core.models.checkpoints import check_teacher_compat
+    from ld_core.models.compat import check_teacher_compat
 
     teacher = tiny_gfl_cfg(depth=34, **change)
     student = tiny_gfl_cfg()

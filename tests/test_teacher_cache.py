@@ -81,7 +81,8 @@ def test_the_distiller_with_a_cache_gives_the_same_losses_and_gradients(teacher_
 
 @pytest.mark.parametrize("mb", [0, 16])
 def test_the_builder_passes_the_scale_profiles_budget_to_distillers_only(mb, tmp_path):
-    from ld_core.config.builder import build_run_config, student_only
+    from ld_core.config.builder import build_run_config
+    from ld_core.student import student_only
     from ld_core.config.matrix import load_matrix
     from ld_core.config.scale import load_scale
     from ld_core.data.synthetic import CLASSES

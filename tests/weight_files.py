@@ -27,7 +27,7 @@ def run_model_cfg(run_id: str, scale_name: str = "tiny", results="results", **kw
 
 
 def random_state(model_cfg: dict, seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
-    from ld_core.models.checkpoints import build_model
+    from ld_core.models.fitting import build_model
 
     torch.manual_seed(seed)
     model = build_model(copy.deepcopy(model_cfg), device="cpu")

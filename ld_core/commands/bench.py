@@ -14,7 +14,7 @@ does per iteration: ``model.train_step`` = data preprocessor (host→device copy
 losses + backward + SGD step. The first step of every variant runs before any update, so its losses are
 comparable across variants.
 
-Variants (``VARIANTS``):
+Variants (``VARIANTS`` of :mod:`ld_core.commands.bench_variants`):
   stock      mmdet ``KnowledgeDistillationSingleStageDetector`` + ``LDHead`` + ``KnowledgeDistillationKLDivLoss``
   ours       ``LocalizationDistiller`` + ``LDGFLHead`` (``box_loss_normalize='ldhead'``, equal to stock)
   plain      the GFL student without distillation (the baseline)
@@ -34,165 +34,20 @@ max_rel_diff, passed}}), ``passed``.
 from __future__ import annotations
 
 import argparse
-import copy
-import gc
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
-from ..config.detectors import LD_HEAD_KEYS
-from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..threads import pin_threads
+from . import step_profile
+from .bench_variants import (SCALES, SGD, VARIANTS, Variant, build_variant, check_arguments, environment,
+                             make_batch, model_configs, release, write_shared_weights)
 
-ROOT = Path(__file__).resolve().parents[2]
-SCALES = ("embedded", "paper", "tiny")
-STUDENT_RUN, TEACHER_RUN = "gfl_r18_ld_r101", "gfl_r101_teacher"
 COMPARED_LOSSES = ("loss_cls", "loss_bbox", "loss_dfl", "loss_ld")
-RTOL, ATOL = 1e-4, 1e-6  # fp32
-BF16_RTOL, BF16_ATOL = 2e-2, 1e-3  # bf16 convolutions (8-bit mantissa), fp32 losses
-SGD = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
-
-
-# ----------------------------------------------------------------------------------------------- configs
-def model_configs(scale_name: str, workdir: Path) -> dict:
-    """Student (distilled run) and teacher model configs of the scale; the teacher config file is written."""
-    from mmengine.config import Config
-
-    from ..data.synthetic import CLASSES
-    from ..config.matrix import load_matrix
-    from ..config.builder import build_run_config, student_only
-    from ..config.scale import load_scale
-
-    scale = load_scale(ROOT / "configs" / "scales" / f"{scale_name}.yaml")
-    matrix = load_matrix(ROOT / "configs" / "experiments.yaml")
-    common = dict(results_dir=workdir, classes=None if scale_name == "paper" else list(CLASSES),
-                  data_root=str(workdir))  # data paths are never read
-    teacher_run = matrix.run(TEACHER_RUN)
-    teacher = build_run_config(teacher_run, teacher_run.seed, scale, **common)["model"]
-    teacher_cfg_path = workdir / "teacher_config.py"
-    teacher_ckpt = workdir / "teacher.pth"
-    student = build_run_config(matrix.run(STUDENT_RUN), 0, scale, teacher_config=str(teacher_cfg_path),
-                               teacher_ckpt=str(teacher_ckpt), **common)
-    for model in (teacher, student["model"]):
-        model["backbone"].pop("init_cfg", None)  # random weights: never fetch ImageNet checkpoints
-    student["model"]["teacher_cache_mb"] = 0  # one batch trained over and over: every step is a teacher forward
-    Config(dict(model=teacher)).dump(str(teacher_cfg_path))
-    return dict(scale=scale, student=student["model"], plain=student_only(student)["model"], teacher=teacher,
-                teacher_config=teacher_cfg_path, teacher_ckpt=teacher_ckpt)
-
-
-def stock_config(ours: dict) -> dict:
-    """mmdet's stock LD detector for the same student, teacher and LD settings."""
-    cfg = copy.deepcopy(ours)
-    cfg["type"] = "KnowledgeDistillationSingleStageDetector"
-    cfg.pop("student_type", None)
-    cfg.pop("teacher_cache_mb", None)
-    head = cfg["bbox_head"]
-    ld = head.pop("loss_ld")
-    if head.get("loss_kd") or head.get("loss_ld_vlr"):
-        raise ConfigError("stock LDHead has Main LD only; the benchmark needs a distill: main student")
-    if head.get("ld_rows", "edge") != "edge":
-        raise ConfigError("stock LDHead has one softmax per box edge; the benchmark needs ld_rows: edge")
-    for key in LD_HEAD_KEYS:  # stock LDHead divides the LD sum by 4 only ('reference'); Main LD only
-        if key != "loss_ld":
-            head.pop(key, None)
-    head.update(type="LDHead", loss_ld=dict(type="KnowledgeDistillationKLDivLoss", loss_weight=ld["loss_weight"],
-                                            T=ld["T"]))
-    if ld.get("true_kl"):
-        raise ConfigError("stock LDHead has no true_kl option; the benchmark needs true_kl: false")
-    return cfg
-
-
-def ours_config(ours: dict) -> dict:
-    cfg = copy.deepcopy(ours)
-    cfg["bbox_head"]["box_loss_normalize"] = "ldhead"  # stock LDHead's GT-box normaliser: equal losses
-    return cfg
-
-
-def fast_plain_config(plain: dict) -> dict:
-    """The plain student with the LD student's batched ATSS targets (``BatchedGFLHead``)."""
-    cfg = copy.deepcopy(plain)
-    cfg["bbox_head"]["type"] = "BatchedGFLHead"
-    return cfg
-
-
-# ---------------------------------------------------------------------------------------------- variants
-@dataclass(frozen=True)
-class Variant:
-    """One entry of the benchmark: how to get its model config from the shared configs."""
-
-    name: str
-    config: Callable[[dict], dict]
-    distilled: bool
-    rtol: float = RTOL
-    atol: float = ATOL
-    mixed_precision: bool = False  # the fast path: ld_core.engine.enable_mixed_precision (bf16 convolutions)
-    plain: str = "plain"           # the non-distilled variant its LD overhead is measured against
-
-
-VARIANTS: List[Variant] = [
-    Variant("stock", lambda c: stock_config(c["student"]), distilled=True),
-    Variant("ours", lambda c: ours_config(c["student"]), distilled=True),
-    Variant("plain", lambda c: copy.deepcopy(c["plain"]), distilled=False),
-    Variant("fast", lambda c: ours_config(c["student"]), distilled=True, rtol=BF16_RTOL, atol=BF16_ATOL,
-            mixed_precision=True, plain="fastplain"),
-    Variant("fastplain", lambda c: fast_plain_config(c["plain"]), distilled=False, mixed_precision=True),
-]
 REFERENCE = "stock"  # the LD variant every other LD variant's first-step losses are checked against
-
-
-def build_variant(variant: Variant, configs: dict, student_state: dict, device: str):
-    """The variant's model on ``device``, in train mode, with the shared student weights."""
-    from mmdet.registry import MODELS
-
-    model = MODELS.build(variant.config(configs))
-    model.load_state_dict(student_state, strict=True)  # teachers are not submodules: student keys only
-    model.to(device)
-    model.train()
-    if variant.mixed_precision:
-        from ..engine import enable_mixed_precision
-
-        enable_mixed_precision(model, "bfloat16", channels_last=device.startswith("cuda"))
-    return model
-
-
-def write_shared_weights(configs: dict, seed: int) -> dict:
-    """One random student state dict (returned) and one random teacher (tensor-only checkpoint)."""
-    import torch
-    from mmdet.registry import MODELS
-
-    from ..models.checkpoints import save_tensor_checkpoint
-
-    torch.manual_seed(seed + 1)
-    save_tensor_checkpoint(MODELS.build(copy.deepcopy(configs["teacher"])), configs["teacher_ckpt"],
-                           {"run": TEACHER_RUN, "bench": True})
-    torch.manual_seed(seed)
-    student = MODELS.build(copy.deepcopy(configs["plain"]))
-    return {k: v.detach().clone() for k, v in student.state_dict().items()}
-
-
-# ------------------------------------------------------------------------------------------------- batch
-def make_batch(batch: int, width: int, height: int, gt_per_image: int, num_classes: int, seed: int) -> dict:
-    """A collated (``pseudo_collate``-like) batch on the CPU: uint8 images + data samples with GT boxes."""
-    import torch
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    size = torch.tensor([width, height], dtype=torch.float32)
-    for _ in range(batch):
-        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g))
-        wh = (0.05 + 0.45 * torch.rand(gt_per_image, 2, generator=g)) * size
-        xy = torch.rand(gt_per_image, 2, generator=g) * (size - wh)
-        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                                             scale_factor=(1.0, 1.0), flip=False, flip_direction=None))
-        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], dim=1),
-                                           labels=torch.randint(0, num_classes, (gt_per_image,), generator=g))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 # ----------------------------------------------------------------------------------------------- timing
@@ -225,15 +80,6 @@ def time_steps(model, batch: dict, device: str, warmup: int, steps: int) -> dict
                 peak_mem_gib=peak, first_step_losses=first)
 
 
-def _release(device: str) -> None:
-    import torch
-
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
 # ------------------------------------------------------------------------------------------ loss checks
 def check_losses(reference: dict, other: dict, rtol: float, atol: float, reference_name: str) -> dict:
     """First-step losses of an LD variant against the reference's: per loss diffs and PASS/FAIL."""
@@ -248,20 +94,6 @@ def check_losses(reference: dict, other: dict, rtol: float, atol: float, referen
                 max_rel_diff=max(r["rel_diff"] for r in rows.values()), passed=passed)
 
 
-# ----------------------------------------------------------------------------------------- environment
-def environment(device: str) -> dict:
-    import mmcv
-    import mmdet
-    import mmengine
-    import torch
-
-    from .fps import device_name
-
-    return dict(device=f"{device}: {device_name(device)}", torch=torch.__version__, mmdet=mmdet.__version__,
-                mmcv=mmcv.__version__, mmengine=mmengine.__version__, threads=torch.get_num_threads(),
-                cudnn_benchmark=bool(torch.backends.cudnn.benchmark))
-
-
 # ------------------------------------------------------------------------------------------------ driver
 def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, batch: int = 2, steps: int = 10,
                   warmup: int = 3, device: Optional[str] = None, threads: Optional[int] = None,
@@ -271,14 +103,13 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
 
     device = check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image)
     if threads:
-        from ..threads import pin_threads
-
         pin_threads(threads)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
+    # torch-free parse: cli imports every command to build its parser
     import ld_core.models  # noqa: F401 pyflakes  (registers LocalizationDistiller, LDGFLHead, the LD loss)
 
     variants = variants or VARIANTS
@@ -289,11 +120,11 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
         data = make_batch(batch, width, height, gt_per_image, configs["plain"]["bbox_head"]["num_classes"], seed)
         results = {}
         for variant in variants:
-            _release(device)
+            release(device)
             model = build_variant(variant, configs, student_state, device)
             results[variant.name] = time_steps(model, data, device, warmup, steps)
             del model
-        _release(device)
+        release(device)
 
     overhead = {v.name: results[v.name]["median_step_s"] / results[v.plain]["median_step_s"]
                 for v in variants if v.distilled and v.plain in results}
@@ -306,28 +137,6 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
                 warmup=warmup, gt_per_image=gt_per_image, seed=seed, variants=results,
                 ratio_over_stock=ratios, ratio_ours_over_stock=ratios.get("ours"), ld_overhead=overhead,
                 loss_check=checks, passed=all(c["passed"] for c in checks.values()))
-
-
-def check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image) -> str:
-    """One-line ``ConfigError`` on a bad argument; the device to use."""
-    import torch
-
-    if scale not in SCALES:
-        raise ConfigError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'")
-    if image_size is not None and (len(image_size) != 2 or min(image_size) < 32):
-        raise ConfigError(f"--image-size needs W H of at least 32 pixels each, got {list(image_size)}")
-    for flag, value, low in (("--batch", batch, 1), ("--steps", steps, 1), ("--warmup", warmup, 0),
-                             ("--gt-per-image", gt_per_image, 1)):
-        if value < low:
-            raise ConfigError(f"{flag} must be at least {low}, got {value}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available here (use --device cpu)")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"--device must be cpu or cuda[:N], got '{device}'")
-    return device
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -375,24 +184,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--gt-per-image", type=int, default=12)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="also write the results as JSON")
-    from . import step_profile
-
     step_profile.add_arguments(sub.add_parser("profile", help="where a training step's time goes (CPU), and its "
                                                              "convolutions' FLOPs over this machine's throughput"))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bench == "profile":
-        from . import step_profile
-
         return step_profile.run(args)
     res = run_benchmark(scale=args.scale, image_size=args.image_size, batch=args.batch, steps=args.steps,
                         warmup=args.warmup, device=args.device, threads=args.threads,
                         gt_per_image=args.gt_per_image, seed=args.seed)
     print(format_report(res))
     if args.out:
-        from ..io import atomic_write_json
-
         atomic_write_json(args.out, res)
         print(f"[bench] wrote {args.out}")
     return 0 if res["passed"] else 1

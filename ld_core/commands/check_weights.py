@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from .import_teacher import dataset_classes_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
 
-    from ..models.checkpoints import fit_backbone, fit_detector
-    from .import_teacher import dataset_classes_of
+    # torch-free parse: cli imports every command to build its parser
+    from ..models.fitting import fit_backbone, fit_detector
 
     if not Path(args.config).is_file():
         raise ConfigError(f"{args.config}: config file does not exist")

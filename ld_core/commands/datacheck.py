@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..config.dataset_file import load_user_dataset
 from ..data.images import ImageItem, open_images
 from ..data.validate import LEFT_OUT, no_usable_boxes, read_coco, read_voc
 from ..errors import DataError
@@ -132,8 +133,6 @@ def check_coco(root, expect_train: Optional[int], expect_val: Optional[int], fou
 def check_user_coco(file, found: Findings) -> dict:
     """The summary of a COCO-format dataset of the user's (a dataset file): both splits; loading the file
     already checked that both list the same categories (its ``classes``)."""
-    from ..data.user_dataset import load_user_dataset
-
     spec = load_user_dataset(file, "coco")
     summary = {}
     for split, (ann, img) in (("train", spec.train), ("val", spec.test)):
@@ -217,8 +216,6 @@ def check_voc(devkit, expect_trainval: Optional[int], expect_test: Optional[int]
 
 def check_user_voc(file, found: Findings) -> dict:
     """The summary of a VOC-format dataset of the user's (a dataset file, with its class list)."""
-    from ..data.user_dataset import load_user_dataset
-
     spec = load_user_dataset(file, "voc")
     devkit = Path(spec.root)
     summary = {}

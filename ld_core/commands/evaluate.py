@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from ..io import atomic_write_json
 from ..config.builder import VOC_IOU_THRS
+from ..data.dataset_config import validate_dataset_config
+from ..data.ground_truth import consistent_ground_truth
+from ..errors import ConfigError, DataError, require_file
+from ..io import atomic_write_json
 from ..threads import pin_threads
 
 COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",
@@ -69,34 +70,24 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from ..data.dataset_config import validate_dataset_config
-    from ..data.ground_truth import consistent_ground_truth
-    from ..config.builder import student_only
-    from ..engine.config_text import memoize_pretty_text
-    from ..engine.nonfinite import nonfinite_tensors
+    from ..engine.config_text import memoize_pretty_text  # torch-free CLI: `--help` imports every command
+    from ..models.trained import load_weights, read_student_config
 
-    for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
-        if not Path(path).is_file():
-            raise ConfigError(f"{path}: {what} file does not exist")
-    cfg = Config.fromfile(args.config)
-    meta = dict(cfg.get("ld_repro", {}))
-    cfg = Config(student_only(cfg.to_dict()))
+    student = read_student_config(args.config)
+    checkpoint = require_file(args.checkpoint, "checkpoint file")
+    meta = student.meta
+    cfg = Config(student.cfg)
     validate_dataset_config(cfg.test_dataloader.dataset.to_dict())
     dataset = meta.get("dataset", "coco")
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         cfg.pop(key, None)
-    cfg.load_from = str(Path(args.checkpoint).resolve())
     memoize_pretty_text()
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="ld-eval-") as work:
         cfg.work_dir = work
         runner = Runner.from_cfg(cfg)
         left_out = consistent_ground_truth(runner)  # the boxes training leaves out (none in the synthetic data)
-        runner.load_or_resume()  # the weights, checked before inference (test() does not load them twice)
-        bad = nonfinite_tensors(runner.model.state_dict())
-        if bad:  # a diverged training: its detections would be scored "AP 0"
-            raise DataError(f"{args.checkpoint}: {len(bad)} weight tensor(s) hold NaN/inf (e.g. {bad[0]}): the "
-                            "training diverged; retrain it (a NaN model is not scored)")
+        load_weights(runner.model, checkpoint, student.path)  # fit and finite, checked before inference
         raw = runner.test()
     metrics = voc_metrics(raw) if dataset == "voc" else coco_metrics(raw)
     check_scored(metrics, cfg.test_evaluator.get("ann_file", args.config), meta)

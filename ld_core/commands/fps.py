@@ -2,15 +2,14 @@
 
 Batch 1, the config's real test pipeline (its ``test_dataloader`` dataset: image loading, resize, packing)
 and ``model.test_step`` (normalisation and padding, backbone + neck + head, box decoding, NMS). Only the
-student is built (:func:`ld_core.config.builder.student_only` + :func:`ld_core.config.detectors.student_head`),
-never a teacher. What is timed is ``test_step`` per image, as mmdet's benchmark tool does (the data
-pipeline runs beforehand, untimed); the first ``warmup`` images of every run are not timed; FPS is averaged
-over ``runs`` runs (mean and sample std). The device name and thread count are recorded.
+student is built (:func:`ld_core.models.trained.load_student`), never a teacher. What is timed is
+``test_step`` per image, as mmdet's benchmark tool does (the data pipeline runs beforehand, untimed); the
+first ``warmup`` images of every run are not timed; FPS is averaged over ``runs`` runs (mean and sample std).
+The device name and thread count are recorded.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import platform
 import statistics
 import time
@@ -36,40 +35,6 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def student_config(config_path: str | Path) -> dict:
-    """The config as a dict, reduced to the plain student (no teacher, no LD keys)."""
-    from mmengine.config import Config
-
-    from ..config.detectors import student_head
-    from ..config.builder import student_only
-
-    if not Path(config_path).is_file():
-        raise ConfigError(f"{config_path}: config file does not exist")
-    cfg = student_only(Config.fromfile(str(config_path)).to_dict())
-    cfg["model"]["bbox_head"] = student_head(cfg["model"]["bbox_head"])
-    return cfg
-
-
-def load_student(cfg: dict, checkpoint: str | Path, device: str = "cpu"):
-    """Build the student of ``cfg`` with the weights of a tensor-only ``checkpoint``, in eval mode."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.config import ConfigDict
-
-    from ..models.checkpoints import load_tensor_state_dict
-
-    register_all_modules(init_default_scope=True)
-    importlib.import_module("ld_core.models")  # registers the LD heads
-
-    model = MODELS.build(ConfigDict(cfg["model"]))  # ConfigDict: heads read test_cfg by attribute
-    state = load_tensor_state_dict(checkpoint)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"{checkpoint}: checkpoint does not fit the student of the config ({len(missing)} missing, "
-                          f"{len(unexpected)} unexpected keys, e.g. {(missing or unexpected)[0]})")
-    return model.to(device).eval()
-
-
 def _synchronize(device: str) -> None:
     import torch
 
@@ -87,8 +52,10 @@ def measure_fps(config_path, checkpoint, *, images: int = 20, warmup: int = 5, r
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
 
-    cfg = student_config(config_path)
-    model = load_student(cfg, checkpoint, device)
+    from ..models.trained import load_student  # torch-free CLI: `python -m ld_core --help` imports every command
+
+    student = load_student(config_path, checkpoint, device)
+    cfg, model = student.cfg, student.model
     dataset = DATASETS.build(cfg["test_dataloader"]["dataset"])
     if len(dataset) == 0:
         raise ConfigError(f"{config_path}: the test dataset is empty")

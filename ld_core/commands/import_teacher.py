@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from mmengine.config import Config
 
-    from ..models.checkpoints import build_model, fit_detector, save_tensor_checkpoint
+    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
+    from ..models.checkpoints import save_tensor_checkpoint
+    from ..models.fitting import build_model, fit_detector
 
     config, source = Path(args.config), Path(args.source)
     if not config.is_file():

@@ -1,7 +1,7 @@
 """`ld_core noise`: how much of the seed-to-seed spread of COCO AP is evaluation noise, how much training.
 
 Input: run folders ``results/runs/<run>/seed<k>/`` (``--runs``), each with ``config.py`` (a resolved mmdet
-config; a distilled one is reduced to its plain student with :func:`ld_core.config.builder.student_only`, as
+config; a distilled one is reduced to its plain student by :mod:`ld_core.models.trained`, as
 ``ld_core evaluate`` does) and ``checkpoint.pth`` (tensor-only state dict). The *run* of a folder is its
 parent's name, its *seed* the folder's own name (``seed0``); runs are compared seed by seed on that name.
 
@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib
 import io
 import math
 import re
@@ -78,6 +77,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..data.dataset_config import validate_dataset_config
+from ..data.ground_truth import leave_out_coco_boxes
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json
 from ..threads import pin_threads
@@ -159,8 +160,6 @@ def load_gt(ann_file) -> "object":
     stat = path.stat()
     key = f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
     if key not in _GT_CACHE:
-        from ..data.ground_truth import leave_out_coco_boxes
-
         with _quiet():
             _GT_CACHE[key] = COCO(str(path))
             leave_out_coco_boxes(_GT_CACHE[key])  # as `ld_core evaluate` does: the boxes training leaves out
@@ -293,48 +292,40 @@ def _eval_ann_file(cfg: dict) -> Path:
 
 
 def load_config(config_path: Path) -> tuple:
-    """``(student config dict, ld_repro meta, GT annotation file)``; COCO configs only."""
-    from mmengine.config import Config
+    """``(StudentConfig, GT annotation file)`` of a run's config (:mod:`ld_core.models.trained`); COCO only."""
+    from ..models.trained import read_student_config  # torch-free CLI: `python -m ld_core --help` imports every command
 
-    from ..config.builder import student_only
-    from ..data.dataset_config import validate_dataset_config
-
-    try:
-        raw = Config.fromfile(str(config_path))
-    except Exception as exc:  # syntax errors etc. are multi-line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{config_path}: cannot read config ({first})") from None
-    meta = dict(raw.get("ld_repro", {}))
-    if "model" not in raw or "test_dataloader" not in raw:
-        raise ConfigError(f"{config_path}: config has no model or no test_dataloader")
-    cfg = student_only(raw.to_dict())
+    student = read_student_config(config_path)
+    cfg, meta = student.cfg, student.meta
+    if "test_dataloader" not in cfg:
+        raise ConfigError(f"{config_path}: config has no test_dataloader")
     ds = cfg["test_dataloader"]["dataset"]
     if meta.get("dataset", "coco") != "coco" or ds.get("type") != "CocoDataset":
         raise ConfigError(f"{config_path}: noise measures COCO AP; the test dataset is {ds.get('type')} "
                           f"({meta.get('dataset', 'coco')})")
     validate_dataset_config(ds)
-    return cfg, meta, _eval_ann_file(cfg)
+    return student, _eval_ann_file(cfg)
 
 
 # ------------------------------------------------------------------------------------------- inference
 
 
-def infer(cfg: dict, checkpoint: Path, coco_gt) -> tuple:
-    """Detections (COCO results format) of the student of ``cfg`` on its whole test dataset, and seconds."""
+def infer(student, checkpoint: Path, coco_gt) -> tuple:
+    """Detections (COCO results format) of ``student`` (a :class:`StudentConfig`) with the weights of
+    ``checkpoint`` on its whole test dataset, and seconds."""
     import torch
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
 
-    from .fps import load_student
+    from ..models.trained import load_student  # torch-free CLI: `python -m ld_core --help` imports every command
 
-    for module in (cfg.get("custom_imports") or {}).get("imports", []):
-        importlib.import_module(module)
     start = time.perf_counter()
-    model = load_student(cfg, checkpoint, "cpu")
+    model = load_student(student, checkpoint, "cpu").model
+    cfg = student.cfg
     with _quiet():  # mmdet's COCO loader prints too
         dataset = DATASETS.build(copy.deepcopy(cfg["test_dataloader"]["dataset"]))
     if len(dataset) == 0:
-        raise DataError(f"{checkpoint.parent / 'config.py'}: the test dataset is empty")
+        raise DataError(f"{student.path}: the test dataset is empty")
     cat_ids = coco_gt.getCatIds(catNms=list(dataset.metainfo["classes"]))
     batch_size = max(1, int(cfg["test_dataloader"].get("batch_size", 1)))
     dets = []
@@ -382,7 +373,7 @@ def measure_noise(dirs: Sequence, *, splits: int = 50, seed: int = 0, threads: i
     t0 = time.perf_counter()
     configs = [load_config(e["config"]) for e in entries]  # every config checked before any inference
 
-    gts = [load_gt(ann) for _, _, ann in configs]
+    gts = [load_gt(ann) for _, ann in configs]
     ids0 = sorted(int(i) for i in gts[0].getImgIds())
     for e, gt in zip(entries, gts):
         ids = sorted(int(i) for i in gt.getImgIds())
@@ -394,13 +385,13 @@ def measure_noise(dirs: Sequence, *, splits: int = 50, seed: int = 0, threads: i
     with_gt = {int(a["image_id"]) for a in gts[0].dataset.get("annotations", [])}
     for j, (a, b) in enumerate(halves):
         if not with_gt & set(a) or not with_gt & set(b):
-            raise DataError(f"{configs[0][2]}: split {j} has a half without any ground-truth box "
+            raise DataError(f"{configs[0][1]}: split {j} has a half without any ground-truth box "
                             f"({len(with_gt)} of {n_full} images have one); use more images")
 
     per_dir, timing = [], dict(inference_seconds=0.0, cocoeval_seconds=0.0, subset_ap_calls=0)
     fresh_seconds = None
-    for e, (cfg, meta, ann), gt in zip(entries, configs, gts):
-        dets, cat_ids, seconds = infer(cfg, e["checkpoint"], gt)
+    for e, (student, ann), gt in zip(entries, configs, gts):
+        dets, cat_ids, seconds = infer(student, e["checkpoint"], gt)
         timing["inference_seconds"] += seconds
         t_eval = time.perf_counter()
         scorer = SubsetAP(gt, dets, cat_ids)
@@ -416,7 +407,7 @@ def measure_noise(dirs: Sequence, *, splits: int = 50, seed: int = 0, threads: i
         if ap_full is None or any(v is None for pair in ap_halves for v in pair):
             raise DataError(f"{ann}: no ground truth of the config's classes in the validation split or one "
                             "of its halves")
-        per_dir.append(dict(dir=e["dir"], run=e["run"], seed=e["seed"], config_seed=meta.get("seed"),
+        per_dir.append(dict(dir=e["dir"], run=e["run"], seed=e["seed"], config_seed=student.meta.get("seed"),
                             ann_file=str(ann), n_detections=len(dets), ap_full=ap_full, ap_halves=ap_halves,
                             eval_se_split_half=_split_half_se(ap_halves), inference_seconds=seconds,
                             eval_seconds=eval_seconds))

@@ -11,9 +11,10 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from .fps import add_timing_arguments
 from ..io import atomic_write_json
 from ..threads import pin_threads
+from .complexity import INPUT_SIZE, complexity
+from .fps import add_timing_arguments, measure_fps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
     from mmengine.config import Config
-
-    from .complexity import INPUT_SIZE, complexity
-    from .fps import measure_fps
 
     if not Path(args.config).is_file():
         raise ConfigError(f"{args.config}: config file does not exist")

@@ -6,8 +6,8 @@ Usage::
                                     [--steps N] [--warmup W] [--threads T] [--gt-per-image K] [--seed S]
                                     [--variant {plain,ld,fastplain,fast,stock} ...] [--out FILE.json]
 
-CPU only. The variants, weights and synthetic batch are those of ``bench train`` (:mod:`ld_core.commands.bench`;
-``ld`` is its ``ours``). Per variant: W warm-up steps (the first one records every convolution's shapes with
+CPU only. The variants, weights and synthetic batch are those of ``bench train``
+(:mod:`ld_core.commands.bench_variants`; ``ld`` is its ``ours``). Per variant: W warm-up steps (the first one records every convolution's shapes with
 forward hooks), N timed steps (median = the step time), N steps under ``torch.profiler`` (CPU, with shapes and
 dtypes). Each profiled op's self time goes to the first category found walking up from it to the step:
 
@@ -45,7 +45,12 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import ConfigError
-from . import bench
+from ..io import atomic_write_json
+from ..threads import pin_threads
+from .bench_variants import SCALES, SGD, build_variant, environment, make_batch, model_configs, release
+from .bench_variants import VARIANTS as BENCH_VARIANTS, check_arguments as check_bench_arguments
+from .bench_variants import write_shared_weights
+from .fps import device_name
 
 VARIANTS = {"plain": "plain", "ld": "ours", "fastplain": "fastplain", "fast": "fast", "stock": "stock"}
 DEFAULT_VARIANTS = ("plain", "ld", "fastplain", "fast")
@@ -268,7 +273,7 @@ def profile_variant(model, batch: dict, warmup: int, steps: int) -> dict:
     from mmengine.optim import OptimWrapper
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), **bench.SGD))
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), **SGD))
     records, remove = record_convolutions(model)
     try:
         model.train_step(batch, optim)
@@ -298,8 +303,7 @@ def cpu_info() -> dict:
     """CPU model, its SIMD/matrix flags that matter for convolutions, torch's capability and bf16 support."""
     import torch
 
-    from ..engine.mixed_precision import fast_bf16
-    from .fps import device_name
+    from ..engine.mixed_precision import fast_bf16  # torch-free parse: cli imports every command
 
     flags: List[str] = []
     try:
@@ -323,41 +327,39 @@ def run_profile(scale: str = "embedded", image_size: Optional[tuple] = None, bat
     """Build and profile the variants on the CPU; the result dict (see the module docstring for its keys)."""
     check_arguments(scale, image_size, batch, steps, warmup, threads, gt_per_image, variants)
     if threads:
-        from ..threads import pin_threads
-
         pin_threads(threads)
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
+    # torch-free parse: cli imports every command to build its parser
     import ld_core.models  # noqa: F401 pyflakes  (registers LocalizationDistiller, LDGFLHead, the LD loss)
 
-    by_name = {v.name: v for v in bench.VARIANTS}
+    by_name = {v.name: v for v in BENCH_VARIANTS}
     load_start = os.getloadavg()
     results = {}
     with tempfile.TemporaryDirectory(prefix="ld_profile_") as tmp:
-        configs = bench.model_configs(scale, Path(tmp))
+        configs = model_configs(scale, Path(tmp))
         width, height = image_size or configs["scale"]["input_size"]
-        student_state = bench.write_shared_weights(configs, seed)
-        data = bench.make_batch(batch, width, height, gt_per_image, configs["plain"]["bbox_head"]["num_classes"],
-                                seed)
+        student_state = write_shared_weights(configs, seed)
+        data = make_batch(batch, width, height, gt_per_image, configs["plain"]["bbox_head"]["num_classes"], seed)
         for name in dict.fromkeys(variants):
             variant = by_name[VARIANTS[name]]
-            bench._release("cpu")
-            model = bench.build_variant(variant, configs, student_state, "cpu")
+            release("cpu")
+            model = build_variant(variant, configs, student_state, "cpu")
             res = dict(bench_variant=variant.name, mixed_precision=variant.mixed_precision,
                        channels_last=any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters()))
             res.update(profile_variant(model, data, warmup, steps))
             results[name] = res
             del model
-        bench._release("cpu")
-    return dict(bench.environment("cpu"), cpu=cpu_info(), load_avg=dict(start=load_start, end=os.getloadavg()),
+        release("cpu")
+    return dict(environment("cpu"), cpu=cpu_info(), load_avg=dict(start=load_start, end=os.getloadavg()),
                 scale=scale, image_size=[int(width), int(height)], batch=batch, steps=steps, warmup=warmup,
                 gt_per_image=gt_per_image, seed=seed, variants=results)
 
 
 def check_arguments(scale, image_size, batch, steps, warmup, threads, gt_per_image, variants) -> None:
     """One-line ``ConfigError`` on a bad argument."""
-    bench.check_arguments(scale, image_size, batch, steps, warmup, "cpu", threads, gt_per_image)
+    check_bench_arguments(scale, image_size, batch, steps, warmup, "cpu", threads, gt_per_image)
     if warmup < 1:
         raise ConfigError(f"--warmup must be at least 1 for a profile (its first step records the convolutions), "
                           f"got {warmup}")
@@ -403,7 +405,7 @@ def format_report(res: dict) -> str:
 # ------------------------------------------------------------------------------------------ command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``python -m ld_core bench profile ...``."""
-    parser.add_argument("--scale", choices=bench.SCALES, default="embedded",
+    parser.add_argument("--scale", choices=SCALES, default="embedded",
                         help="model sizes (configs/scales/<scale>.yaml)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), help="default: the scale's input_size")
     parser.add_argument("--batch", type=int, default=8)
@@ -424,8 +426,6 @@ def run(args: argparse.Namespace) -> int:
                       variants=args.variant or DEFAULT_VARIANTS)
     print(format_report(res))
     if args.out:
-        from ..io import atomic_write_json
-
         atomic_write_json(args.out, res)
         print(f"[bench] wrote {args.out}")
     return 0

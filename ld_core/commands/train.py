@@ -23,16 +23,19 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..data.dataset_config import validate_dataset_config
 from ..errors import ConfigError
+from ..io import atomic_write_text
 from ..threads import pin_threads
+from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
 
 CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its checkpoints belong to
 
 
 def check_run_inputs(cfg, config_path: str) -> None:
     """Fail before training on missing/malformed data or an incompatible teacher (one-line errors)."""
-    from ..data.dataset_config import validate_dataset_config
-    from ..models.checkpoints import check_teacher_compat
+    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
+    from ..models.compat import check_teacher_compat
 
     for loader in ("train_dataloader", "test_dataloader"):
         validate_dataset_config(cfg[loader]["dataset"])
@@ -59,7 +62,8 @@ def pretrained_backbone_line(cfg) -> Optional[str]:
     ckpt = str(init["checkpoint"])
     if "://" in ckpt:
         return f"[train] pretrained backbone: {ckpt}, downloaded by mmengine (allow_downloads: true; not checked)"
-    from ..models.checkpoints import fit_backbone
+    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
+    from ..models.fitting import fit_backbone
 
     backbone = backbone.to_dict() if hasattr(backbone, "to_dict") else dict(backbone)
     return f"[train] pretrained backbone: {fit_backbone(ckpt, backbone)}"
@@ -82,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _history_buffer_statistic(obj, name: str):
     """The restricted ``getattr`` of the allow-list (:mod:`ld_core.models.checkpoints`; imported lazily: torch
     must not be imported before :func:`ld_core.threads.pin_threads`)."""
-    from ..models.checkpoints import _history_buffer_statistic as statistic
+    from ..models.checkpoints import _history_buffer_statistic as statistic  # torch-free parse: see above
 
     return statistic(obj, name)
 
@@ -93,6 +97,7 @@ def allow_mmengine_checkpoint_globals() -> None:
     ``load_checkpoint`` calls ``torch.load`` when it resumes."""
     import torch
 
+    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
     from ..models.checkpoints import checkpoint_safe_globals
 
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
@@ -110,8 +115,6 @@ def prepare_work_dir(work_dir: str | Path, config_path: str | Path) -> Optional[
     different config (the stamp differs, or there is none: the run was re-resolved, or predates resuming)
     would continue another experiment: they are removed and training starts from scratch.
     """
-    from ..io import atomic_write_text
-
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
 
-    from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
+    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
     from ..engine.config_text import memoize_pretty_text
     from ..engine.nonfinite import NonFiniteTrainingError, nonfinite_tensors
     from ..models.checkpoints import save_tensor_checkpoint
@@ -213,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     save_tensor_checkpoint(model, args.checkpoint, meta)
+    # torch-free parse: cli imports every command to build its parser
     from ..models.batched_atss import TARGET_PATHS
 
     cache = getattr(model, "teacher_cache", None)

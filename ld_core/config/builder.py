@@ -5,12 +5,11 @@ The written ``config.py`` imports ``ld_core.models`` through mmengine's ``custom
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .detectors import detector_parts, student_head
+from .detectors import detector_parts
 from ..errors import ConfigError
 from .matrix import Run
 
@@ -27,7 +26,7 @@ def dataset_classes(scale: dict, user=None):
     if user is not None:
         return tuple(user.classes)
     if scale["data"]["kind"] == "synthetic":
-        from ..data.synthetic import CLASSES
+        from ..data.synthetic import CLASSES  # light parse: numpy (data.synthetic) only when asked for
 
         return CLASSES
     return None
@@ -302,17 +301,4 @@ def build_run_config(run: Run, seed: int, scale: dict, *, results_dir: str | Pat
     )
     if user_dataset is not None:
         cfg["ld_repro"]["dataset_file"] = user_dataset.path
-    return cfg
-
-
-def student_only(cfg: dict) -> dict:
-    """The plain-mmdet student of a (possibly distilled) config: its detector and plain head, no teacher."""
-    cfg = copy.deepcopy(cfg)
-    model = cfg["model"]
-    if model.get("type") == "LocalizationDistiller":
-        model["type"] = model.pop("student_type", "GFL")
-        model.pop("teacher_config", None)
-        model.pop("teacher_ckpt", None)
-        model.pop("teacher_cache_mb", None)
-    model["bbox_head"] = student_head(model["bbox_head"])
     return cfg

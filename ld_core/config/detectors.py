@@ -15,18 +15,12 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..io import load_yaml_file
+from ..student import LD_TYPES
 from .merge import merge
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 DETECTORS = ("gfl", "retinanet", "fcos", "atss")
 LD_MODES = ("main", "full")
-
-_LD_TYPES = {"GFLHead": "LDGFLHead", "DistRetinaHead": "LDDistRetinaHead", "DistFCOSHead": "LDDistFCOSHead",
-             "DistATSSHead": "LDDistATSSHead"}
-_PLAIN_TYPES = {**{ld: plain for plain, ld in _LD_TYPES.items()}, "LDHead": "GFLHead"}  # + mmdet's stock LDHead
-LD_HEAD_KEYS = ("loss_ld", "ld_normalize", "ld_rows", "box_loss_normalize", "loss_kd", "loss_ld_vlr",
-                "vlr_weighting", "vlr_avg_factor", "vlr_exclude_pos", "vlr_topk", "vlr_low")
-
 
 @lru_cache(maxsize=None)
 def _model_file(name: str) -> dict:
@@ -106,7 +100,7 @@ def distill_settings(detector: str, distill: dict, train: Optional[dict] = None,
 
 
 def _add_distillation(head: dict, d: dict) -> None:
-    head["type"] = _LD_TYPES[head["type"]]
+    head["type"] = LD_TYPES[head["type"]]
     head["loss_ld"] = dict(type="LocalizationDistillationLoss", loss_weight=d["ld_weight"], T=d["temperature"],
                            true_kl=d["true_kl"])
     head["ld_normalize"] = d["ld_normalize"]
@@ -160,12 +154,3 @@ def detector_parts(detector: str, num_classes: int, m: dict, *, distribution: bo
     if distill is not None:
         _add_distillation(head, distill_settings(detector, distill, train, num_classes))
     return dict(type=spec["detector"], bbox_head=head, train_cfg=spec["train_cfg"], neck=spec["neck"])
-
-
-def student_head(head_cfg: dict) -> dict:
-    """The plain head of an LD head config (no LD keys): what inference, FPS and evaluation build."""
-    head = copy.deepcopy(dict(head_cfg))
-    head["type"] = _PLAIN_TYPES.get(head.get("type"), head.get("type"))
-    for key in LD_HEAD_KEYS:
-        head.pop(key, None)
-    return head

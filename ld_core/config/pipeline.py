@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ..data.user_dataset import UserDataset
 from ..errors import ConfigError
+from .dataset_file import dataset_cache, load_user_dataset
+from .scale import load_scale
+from .validate import describe, key_path, scale_profile_path, validate_files
 
-if TYPE_CHECKING:  # imported in load_pipeline, once the model files they read are validated
-    from ..data.user_dataset import UserDataset
+if TYPE_CHECKING:  # imported in load_pipeline, once the model files it reads are validated
     from .matrix import Matrix
 
 
@@ -156,8 +159,6 @@ def _check_override_nulls(overrides: dict, scale_schema: dict, origin) -> None:
     """A null in ``scale_overrides`` removes the key from the profile (the merge's rule): refused unless the
     scale schema allows null there (or the mapping takes any key, as a head override does). ``origin(path)``:
     who set it."""
-    from .validate import key_path
-
     for path in _null_leaves(overrides):
         where = key_path(["scale_overrides", *path])
         kind, sub = _schema_at(scale_schema, path)
@@ -173,8 +174,6 @@ def _check_override_nulls(overrides: dict, scale_schema: dict, origin) -> None:
 
 def _message(err) -> str:
     """The problem of a jsonschema error, in the words of :func:`ld_core.config.validate.describe`."""
-    from .validate import describe
-
     if err.validator == "uniqueItems" and isinstance(err.instance, list):
         seen = set()
         dup = next(v for v in err.instance if (json.dumps(v) in seen or seen.add(json.dumps(v))))
@@ -232,8 +231,6 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
 
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: [str(p) for p in e.path])
     if errors:
-        from .validate import key_path
-
         err = errors[0]
         where = key_path(err.absolute_path)
         if err.validator == "additionalProperties":
@@ -259,7 +256,7 @@ class Pipeline:
     scale_path: Path
     results: str
     imported: Dict[Tuple[str, int], str] = field(default_factory=dict)  # (teacher run, seed) -> released file
-    user_datasets: Dict[str, "UserDataset"] = field(default_factory=dict)  # 'coco'/'voc' -> the user's dataset
+    user_datasets: Dict[str, UserDataset] = field(default_factory=dict)  # 'coco'/'voc' -> the user's dataset
 
     @cached_property
     def first_jobs(self) -> set:
@@ -287,12 +284,6 @@ class Pipeline:
     def user_dataset(self, run_id: str):
         """The user's dataset a run trains on instead of its matrix dataset (None: the profile's)."""
         return self.user_datasets.get(self.matrix.run(run_id).dataset)
-
-    def classes(self, run_id: str):
-        """Class names of a run's dataset (None: mmdet's COCO / VOC classes)."""
-        from .builder import dataset_classes
-
-        return dataset_classes(self.scale, self.user_dataset(run_id))
 
     def jobs(self):
         """(run, seed) pairs to train and evaluate: the tables' runs and the figures' runs."""
@@ -335,7 +326,7 @@ class Pipeline:
 
     def val_annotations(self) -> tuple:
         """(annotation file, image folder) of the validation split."""
-        from .builder import dataset_layout
+        from .builder import dataset_layout  # reads configs/models/ when imported: after validate_files
 
         layout = dataset_layout(self.scale, self.results, self.config["data_root"], self.user_datasets.get("coco"))
         return str(Path(layout["root"]) / layout["val_ann"]), str(Path(layout["root"]) / layout["val_img"])
@@ -371,11 +362,6 @@ class Pipeline:
         return json.dumps(dict(run=run.__dict__, seed=seed, scale=self.scale, **keys), sort_keys=True, default=str)
 
 
-def dataset_cache(results: str | Path) -> Path:
-    """Where the class lists read from the user's annotation files are remembered."""
-    return Path(results) / "checks" / "datasets"
-
-
 def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml",
                   configfiles: Sequence[str | Path] = (), cli: Mapping = {}) -> Pipeline:
     """Validate the Snakemake config and every file it names (schemas and cross-references:
@@ -384,11 +370,9 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
     cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source, configfiles, cli)
     for key in ("matrix", "paper_tables", "claims"):  # project files: relative to the repository, not the workdir
         cfg[key] = str(basedir / cfg[key])
-    from .validate import scale_profile_path, validate_files
-
     validate_files(cfg, basedir)
     from .matrix import load_matrix  # reads configs/models/ when imported: after validate_files checked it
-    from .scale import load_scale
+    from .weights import check_weight_files, resolve_teacher_checkpoints, teacher_runs  # (the same)
 
     matrix = load_matrix(cfg["matrix"])
     for table in cfg["tables"]:
@@ -399,8 +383,6 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
     user_datasets = {}
     for slot, key in (("coco", "dataset"), ("voc", "voc_dataset")):
         if cfg[key] and slot in datasets:
-            from ..data.user_dataset import load_user_dataset
-
             user_datasets[slot] = load_user_dataset(cfg[key], slot, schema_dir=basedir / "workflow" / "schemas",
                                                     cache_dir=dataset_cache(cfg["results"]))
     if scale["data"]["kind"] != "synthetic":  # the COCO 2017 / VOC 07+12 folders the selected runs need
@@ -413,8 +395,6 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
                                   f"of tables {', '.join(cfg['tables'])}, e.g. --config {key}=/data/{dataset}")
             if not Path(root).is_dir():
                 raise ConfigError(f"{root}: {key} does not exist")
-    from .weights import check_weight_files, resolve_teacher_checkpoints, teacher_runs
-
     cfg["teacher_checkpoints"] = resolve_teacher_checkpoints(cfg.get("teacher_checkpoints"), matrix, source)
     teachers = teacher_runs(matrix)
     imported = {(run_id, seed): path for run_id, path in cfg["teacher_checkpoints"].items()

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import load_yaml_file
+from ..precision import MIXED_PRECISION_DTYPES
 from .merge import merge
 
 SCALE_KEYS = {"name", "data", "input_size", "model", "train", "schedules", "test"}
 TRAIN_KEYS = {"loop", "batch_size", "num_workers", "optimizer", "warmup_iters", "warmup_ratio", "grad_clip",
               "ld_reference_images", "kd_reference_classes", "auto_scale_lr", "log_interval", "mixed_precision",
               "channels_last", "dcn_offset_lr_mult", "teacher_cache_mb"}
-MIXED_PRECISION_DTYPES = ("bfloat16",)  # ld_core.engine.mixed_precision; fp16 would need a loss scaler
 PROFILES = Path(__file__).resolve().parents[2] / "configs" / "scales"  # the project's profiles
 
 

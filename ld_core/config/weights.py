@@ -3,10 +3,10 @@
 * ``teacher_checkpoints`` (pipeline config: teacher run id -> file): released teachers used instead of training
   them. The run must exist and be some run's teacher, the file must exist, and its keys and shapes must be
   exactly those of the teacher's model as the pipeline resolves it (``build_run_config`` -> mmdet's ``MODELS``
-  on the meta device; :func:`ld_core.models.checkpoints.fit_detector`).
+  on the meta device; :func:`ld_core.models.fitting.fit_detector`).
 * ``pretrained_dir`` (scales with ``model.pretrained``): the ImageNet file of every backbone that is trained
   (``resnet18.pth`` ... ``resnext101_32x4d.pth``) must exist and hold that backbone's tensors
-  (:func:`ld_core.models.checkpoints.fit_backbone`). Without ``pretrained_dir`` mmengine would download
+  (:func:`ld_core.models.fitting.fit_backbone`). Without ``pretrained_dir`` mmengine would download
   ``torchvision://`` / ``open-mmlab://`` weights inside the training jobs (nodes without internet fail there,
   hours into a queue): that needs ``allow_downloads: true``.
 
@@ -16,24 +16,21 @@ torch and mmdet; reading the 206 MB file takes 0.15-0.3 s, the model is built on
 check is cached in ``<results>/checks/weights/``, keyed by the file's path,
 size and mtime and the model config it was checked against: the next parse (every dry run, every SLURM job)
 does not import torch at all. Existence and cross-reference checks run every time. The first problem is one
-:class:`~ld_core.errors.ConfigError` line ``<file>: <problem>``.
+:class:`~ld_core.errors.ConfigError` line ``<file>: <problem>``. ``pipe``: the
+:class:`~ld_core.config.pipeline.Pipeline` being loaded (not imported here: the pipeline imports this module).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+from typing import Dict, List
 
+from ..check_cache import CheckCache
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
-
-CHECK_VERSION = 1  # bump when what a check accepts changes: cached verdicts of older checks are not reused
+from .builder import dataset_classes
+from .resolve import resolve_run_config
 
 
 def _names(items) -> str:
@@ -72,58 +69,11 @@ def resolve_teacher_checkpoints(value, matrix, source: str) -> Dict[str, str]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- the cache
-
-
-class CheckCache:
-    """Passed checks, one JSON file each in ``<results>/checks/weights/``, keyed by file identity + what it was
-    checked against. A file changed in place (size or mtime) or a different model is checked again."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-
-    @staticmethod
-    def key(kind: str, path: str | Path, spec) -> str:
-        st = Path(path).stat()
-        ident = dict(kind=kind, file=str(Path(path).resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns,
-                     spec=spec, version=CHECK_VERSION)
-        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-    def get(self, kind: str, path, spec):
-        entry = self.folder / f"{self.key(kind, path, spec)}.json"
-        try:
-            return json.loads(entry.read_text())["summary"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def put(self, kind: str, path, spec, summary: str, seconds: float) -> None:
-        from ..io import atomic_write_json
-
-        try:
-            atomic_write_json(self.folder / f"{self.key(kind, path, spec)}.json",
-                              dict(kind=kind, file=str(path), summary=summary, seconds=round(seconds, 2),
-                                   checked=time.strftime("%Y-%m-%d %H:%M:%S")))
-        except OSError:  # a read-only results folder: the check still passed, it is only not remembered
-            pass
-
-    def check(self, kind: str, path, spec, run: Callable[[], str]) -> Tuple[str, bool]:
-        """(summary, cached?) of a check: the cached verdict, or ``run()`` (raising on a problem) remembered."""
-        hit = self.get(kind, path, spec)
-        if hit is not None:
-            return hit, True
-        start = time.perf_counter()
-        summary = run()
-        self.put(kind, path, spec, summary, time.perf_counter() - start)
-        return summary, False
-
-
 # ----------------------------------------------------------------------------------------------- the checks
 
 
-def _dataset_classes(pipe: "Pipeline", dataset: str):
+def _dataset_classes(pipe, dataset: str):
     """Class names the teacher's dataset has (for the file's meta CLASSES), as the resolved config sees them."""
-    from .builder import dataset_classes
-
     classes = dataset_classes(pipe.scale, pipe.user_datasets.get(dataset))
     if classes:
         return tuple(classes)
@@ -132,29 +82,19 @@ def _dataset_classes(pipe: "Pipeline", dataset: str):
     return tuple((VOCDataset if dataset == "voc" else CocoDataset).METAINFO["classes"])
 
 
-def _run_config(pipe: "Pipeline", run_id: str, seed: int) -> dict:
+def _run_config(pipe, run_id: str, seed: int) -> dict:
     """The resolved config of (run, seed) as a dict: what ``ld_core resolve`` writes to config.py."""
-    from ..commands.resolve import run_dir
-    from .builder import build_run_config
-
-    run = pipe.matrix.run(run_id)
-    teacher_cfg = teacher_ckpt = None
-    teacher = pipe.matrix.teacher_of(run_id)
-    if teacher is not None:
-        tdir = run_dir(pipe.results, *teacher).resolve()
-        teacher_cfg, teacher_ckpt = str(tdir / "config.py"), str(tdir / "checkpoint.pth")
     c = pipe.config
-    return build_run_config(run, seed, pipe.scale, results_dir=pipe.results, classes=pipe.classes(run_id),
-                            data_root=c["data_root"], pretrained_dir=c["pretrained_dir"], voc_root=c["voc_root"],
-                            user_dataset=pipe.user_dataset(run_id), rehearsal=c["rehearsal"],
-                            teacher_config=teacher_cfg, teacher_ckpt=teacher_ckpt)
+    return resolve_run_config(pipe.matrix, run_id, seed, pipe.scale, results=pipe.results,
+                              user_dataset=pipe.user_dataset(run_id), data_root=c["data_root"],
+                              pretrained_dir=c["pretrained_dir"], voc_root=c["voc_root"], rehearsal=c["rehearsal"])
 
 
 def _report(line: str) -> None:
     print(f"[check] {line}", file=sys.stderr, flush=True)
 
 
-def check_teacher_files(pipe: "Pipeline", cache: CheckCache) -> None:
+def check_teacher_files(pipe, cache: CheckCache) -> None:
     """Every imported teacher the selected tables need: its file fits the teacher's resolved model."""
     needed = set(pipe.jobs())
     for (run_id, seed), path in sorted(pipe.imported.items()):
@@ -166,7 +106,7 @@ def check_teacher_files(pipe: "Pipeline", cache: CheckCache) -> None:
 
         def run(model_cfg=model_cfg, run_id=run_id, seed=seed, path=path, dataset=dataset):
             start = time.perf_counter()  # imports included: torch + mmdet are most of it
-            from ..models.checkpoints import fit_detector
+            from ..models.fitting import fit_detector  # torch-free parse: torch only when a check is not cached
 
             _, _, summary = fit_detector(path, model_cfg, f"teacher {run_id} seed{seed}",
                                          classes=_dataset_classes(pipe, dataset))
@@ -176,7 +116,7 @@ def check_teacher_files(pipe: "Pipeline", cache: CheckCache) -> None:
         cache.check("teacher", path, spec, run)
 
 
-def backbone_files(pipe: "Pipeline") -> Dict[str, dict]:
+def backbone_files(pipe) -> Dict[str, dict]:
     """ImageNet file -> {'backbone': backbone config (no init_cfg), 'runs': [run ids]} of the trained runs."""
     out: Dict[str, dict] = {}
     for run_id, seed in pipe.jobs():
@@ -193,7 +133,7 @@ def backbone_files(pipe: "Pipeline") -> Dict[str, dict]:
     return out
 
 
-def check_pretrained(pipe: "Pipeline", cache: CheckCache, source: str) -> None:
+def check_pretrained(pipe, cache: CheckCache, source: str) -> None:
     """Scales with ImageNet backbones: pretrained_dir (or allow_downloads), every file present and fitting."""
     if not pipe.scale["model"].get("pretrained"):
         return
@@ -222,7 +162,7 @@ def check_pretrained(pipe: "Pipeline", cache: CheckCache, source: str) -> None:
     for file, entry in files.items():
         def run(file=file, backbone=entry["backbone"]):
             start = time.perf_counter()
-            from ..models.checkpoints import fit_backbone
+            from ..models.fitting import fit_backbone  # torch-free parse: torch only when a check is not cached
 
             summary = fit_backbone(file, backbone)
             _report(f"pretrained_dir: {summary} ({time.perf_counter() - start:.1f} s, cached)")
@@ -231,7 +171,7 @@ def check_pretrained(pipe: "Pipeline", cache: CheckCache, source: str) -> None:
         cache.check("backbone", file, entry["backbone"], run)
 
 
-def check_weight_files(pipe: "Pipeline", source: str) -> None:
+def check_weight_files(pipe, source: str) -> None:
     """All of the above, on a validated pipeline (:func:`ld_core.config.pipeline.load_pipeline`)."""
     cache = CheckCache(Path(pipe.results) / "checks" / "weights")
     check_teacher_files(pipe, cache)

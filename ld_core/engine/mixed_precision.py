@@ -21,7 +21,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..errors import ConfigError
-from ..config.scale import MIXED_PRECISION_DTYPES
+from ..precision import MIXED_PRECISION_DTYPES
 
 DTYPES = {name: getattr(torch, name) for name in MIXED_PRECISION_DTYPES}
 

@@ -1,95 +1,16 @@
-"""Teacher handling: compatibility with the student, tensor-only checkpoints (torch >= 2.6 safe), and foreign
-checkpoints (released teachers, ImageNet backbones) read with ``weights_only=True`` and fitted to a model."""
+"""Checkpoint files: tensor-only checkpoints (torch >= 2.6 safe), foreign checkpoints (released teachers, ImageNet
+backbones, mmengine's own) read with ``weights_only=True`` and an allow-list, and the key/shape comparison of a
+state dict with a model's (:func:`fit_problem`)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 
-from ..errors import ConfigError, TeacherMismatchError
-
-_ANCHOR_KEYS = ("strides", "ratios", "octave_base_scale", "scales_per_octave")
-_PREPROCESS_KEYS = ("mean", "std", "bgr_to_rgb")
-# head type -> (family, has a general-distribution box branch); families must match teacher to student
-HEAD_FAMILIES = {
-    "GFLHead": ("gfl", True), "BatchedGFLHead": ("gfl", True), "LDGFLHead": ("gfl", True), "LDHead": ("gfl", True),
-    "RetinaHead": ("retinanet", False), "DistRetinaHead": ("retinanet", True), "LDDistRetinaHead": ("retinanet", True),
-    "FCOSHead": ("fcos", False), "DistFCOSHead": ("fcos", True), "LDDistFCOSHead": ("fcos", True),
-    "ATSSHead": ("atss", False), "DistATSSHead": ("atss", True), "LDDistATSSHead": ("atss", True),
-}
-_POINT_HEAD_STRIDES = (4, 8, 16, 32, 64)  # mmdet AnchorFreeHead's default strides
-
-
-def _get(cfg: Mapping, key: str, default: Any = None) -> Any:
-    return cfg.get(key, default) if isinstance(cfg, Mapping) else getattr(cfg, key, default)
-
-
-def _as_plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_as_plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def head_family(head: Mapping) -> tuple:
-    """``(family, distribution)`` of a head config, e.g. ``('atss', True)`` for ``LDDistATSSHead``."""
-    head_type = _get(head, "type")
-    return HEAD_FAMILIES.get(head_type, (head_type, _get(head, "reg_max") is not None))
-
-
-def distillation_signature(model_cfg: Mapping) -> dict:
-    """What must agree between teacher and student for their outputs to align location by location."""
-    head = _get(model_cfg, "bbox_head", {}) or {}
-    family, distribution = head_family(head)
-    anchors = _get(head, "anchor_generator", None)
-    pre = _get(model_cfg, "data_preprocessor", {}) or {}
-    sig = {
-        "head family": family,
-        "distribution branch": distribution,
-        "num_classes": _get(head, "num_classes"),
-        "reg_max": _get(head, "reg_max", 16) if distribution else None,
-    }
-    if anchors:
-        ratios = _get(anchors, "ratios") or []
-        scales = _get(anchors, "scales") or [None] * int(_get(anchors, "scales_per_octave") or 1)
-        sig["anchors per location"] = len(ratios) * len(scales)
-        for key in _ANCHOR_KEYS:
-            sig[f"anchor {key}"] = _as_plain(_get(anchors, key))
-    else:  # point head (FCOS): one prior per location
-        sig["anchors per location"] = 1
-        sig["point strides"] = _as_plain(_get(head, "strides", _POINT_HEAD_STRIDES))
-    for key in _PREPROCESS_KEYS:
-        sig[f"input {key}"] = _as_plain(_get(pre, key))
-    return sig
-
-
-def _describe(head: Mapping) -> str:
-    family, distribution = head_family(head)
-    return f"{family} ({_get(head, 'type')}{'' if distribution else ', no distribution branch'})"
-
-
-def check_teacher_compat(student_model: Mapping, teacher_model: Mapping, student_name: str, teacher_name: str) -> None:
-    """Raise :class:`TeacherMismatchError` (one line naming both configs) if the teacher cannot distil.
-
-    Teacher and student need the same head family (e.g. both ATSS), both with the distribution box branch,
-    and the same reg_max, strides, anchors per location (and anchor settings), classes and input
-    normalisation.
-    """
-    s_sig, t_sig = distillation_signature(student_model), distillation_signature(teacher_model)
-    prefix = f"teacher {teacher_name} does not match student {student_name}: "
-    s_head, t_head = _get(student_model, "bbox_head", {}) or {}, _get(teacher_model, "bbox_head", {}) or {}
-    if s_sig["head family"] != t_sig["head family"]:
-        raise TeacherMismatchError(prefix + f"head {_describe(t_head)} (teacher) vs {_describe(s_head)} (student)")
-    if not t_sig["distribution branch"] or not s_sig["distribution branch"]:
-        raise TeacherMismatchError(prefix + f"LD needs a distribution box branch on both: head {_describe(t_head)} "
-                                   f"(teacher) vs {_describe(s_head)} (student)")
-    diffs = [f"{k} {t_sig.get(k)} (teacher) vs {s_sig.get(k)} (student)"
-             for k in dict.fromkeys([*s_sig, *t_sig]) if s_sig.get(k) != t_sig.get(k)]
-    if diffs:
-        raise TeacherMismatchError(prefix + "; ".join(diffs))
+from ..errors import ConfigError
+from ..io import atomic_output
 
 
 def save_tensor_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta: Mapping | None = None) -> Path:
@@ -104,8 +25,6 @@ def _save_atomic(payload: Mapping, path: Path) -> Path:
     """``torch.save`` through :func:`ld_core.io.atomic_output` (a temporary file of a unique name, removed on
     failure). Through a Python file object a full disk is ``OSError: No space left on device``, not torch's
     ``unexpected pos`` of a path."""
-    from ..io import atomic_output
-
     with atomic_output(path) as handle:
         torch.save(payload, handle)
     return path
@@ -396,110 +315,3 @@ def save_tensor_state_dict(state: Mapping, path: str | os.PathLike, meta: Mappin
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()}, "meta": dict(meta or {})}
     return _save_atomic(payload, path)
-
-
-# ------------------------------------------------------------------------------------------- fitting a file to a model
-# Keys a released detector may lack although the model has them: fixed buffers with no learned state, filled
-# from the freshly built model (GFocal's integral projection 0..reg_max). Their shapes are still compared.
-DERIVED_BUFFERS = (r"\.integral\.project$",)
-# An ImageNet file holds the classifier (fc) but not what detection adds to the backbone: the DCN offset
-# convolutions (mmcv's DeformConv2dPack.conv_offset, zero-initialised by design, as with mmdet's own DCN configs).
-BACKBONE_MAY_MISS = (r"(^|\.)conv_offset\.",)
-BACKBONE_MAY_ADD = (r"^fc\.",)
-
-
-def build_model(model_cfg: Mapping, device: str = "meta") -> torch.nn.Module:
-    """An mmdet model from a config dict, on the ``meta`` device (shapes only: no memory, no init) or the CPU."""
-    import copy
-    import warnings
-
-    from mmengine.registry import init_default_scope
-    import mmdet.models  # noqa: F401  (registers mmdet's models)
-    from mmdet.registry import MODELS
-    from .. import engine, models, ops  # noqa: F401  (ld_core's registered components)
-
-    init_default_scope("mmdet")
-    cfg = copy.deepcopy(dict(model_cfg))
-    with warnings.catch_warnings():  # mmdet's DeprecationWarnings (num_anchors, ...) are not the user's business
-        warnings.simplefilter("ignore")
-        with torch.device(device):
-            return MODELS.build(cfg)
-
-
-def state_shapes(module: torch.nn.Module) -> dict:
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
-def describe_model(model_cfg: Mapping) -> str:
-    """``GFL, ResNet-101, 80 classes, reg_max 16`` of a detector config (for messages)."""
-    backbone, head = model_cfg.get("backbone", {}), model_cfg.get("bbox_head", {})
-    arch = f"{backbone.get('type')}-{backbone.get('depth')}"
-    if backbone.get("groups"):
-        arch += f" {backbone['groups']}x{backbone.get('base_width')}d"
-    if backbone.get("dcn"):
-        arch += "-DCN"
-    parts = [str(model_cfg.get("type")), arch, f"{head.get('num_classes')} classes"]
-    if "reg_max" in head:
-        parts.append(f"reg_max {head['reg_max']}")
-    return ", ".join(parts)
-
-
-def _class_problem(found, wanted) -> Optional[str]:
-    if not found or not wanted or len(found) != len(wanted):
-        return None  # a count difference is a shape mismatch of the classifier, reported as such
-    a, b = [str(c).lower() for c in found], [str(c).lower() for c in wanted]
-    if a == b:
-        return None
-    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    return (f"its classes differ from the dataset's (class {first}: '{found[first]}' in the file vs "
-            f"'{wanted[first]}' in the dataset)")
-
-
-def fit_detector(path: str | os.PathLike, model_cfg: Mapping, what: str, classes=None, model=None) -> tuple:
-    """``(state_dict, info, summary)`` of a released detector checkpoint checked against ``model_cfg``.
-
-    Keys and shapes must be exactly the model's (a ``module.`` prefix stripped, ``num_batches_tracked`` and the
-    :data:`DERIVED_BUFFERS` optional); class names, when the file's meta has them, must be the dataset's
-    ``classes``. ``model``: the built model (else built on the meta device). Problems: one ConfigError line
-    ``<file>: does not fit <what> (<architecture>): <first mismatching shapes / keys>``.
-    """
-    state, info = read_checkpoint(path, detector=True)
-    model = build_model(model_cfg) if model is None else model
-    expected = state_shapes(model)
-    problem = fit_problem(expected, state, may_miss=DERIVED_BUFFERS)
-    if problem is None:
-        problem = _class_problem(info.get("classes"), classes)
-    if problem is not None:
-        raise ConfigError(f"{path}: does not fit {what} ({describe_model(model_cfg)}): {problem}")
-    used = sum(1 for k in expected if k in state)
-    source = info["format"] + (f", {info['version']}" if info.get("version") else "")
-    summary = f"{used} of {len(expected)} tensors of {what} ({describe_model(model_cfg)}) from {path} ({source})"
-    return state, info, summary
-
-
-def fit_backbone(path: str | os.PathLike, backbone_cfg: Mapping) -> str:
-    """Check an ImageNet backbone file (torchvision or open-mmlab format) against mmdet's ResNet/ResNeXt of
-    ``backbone_cfg`` (its ``init_cfg`` ignored): every backbone tensor must be in the file with its shape, except
-    DCN offsets; the classifier (``fc``) may be there. Returns the summary line for the train log; problems are
-    one ConfigError line naming the file."""
-    cfg = {k: v for k, v in dict(backbone_cfg).items() if k != "init_cfg"}
-    state, info = read_checkpoint(path, detector=False)
-    expected = state_shapes(build_model(cfg))
-    name = f"{cfg.get('type')}-{cfg.get('depth')}"
-    if cfg.get("groups"):
-        name += f" {cfg['groups']}x{cfg.get('base_width')}d"
-    if any(k.startswith(("backbone.", "bbox_head.", "neck.")) for k in state) and not any(k in expected for k in state):
-        raise ConfigError(f"{path}: is a detector checkpoint (backbone./neck./bbox_head. keys), not the ImageNet "
-                          f"weights of the {name} backbone")
-    problem = fit_problem(expected, state, may_miss=BACKBONE_MAY_MISS, may_add=BACKBONE_MAY_ADD)
-    if problem is not None:
-        raise ConfigError(f"{path}: does not fit the {name} backbone: {problem}")
-    loaded = [k for k in expected if k in state]
-    offsets = [k for k in expected if k not in state and not k.endswith(NON_WEIGHT_SUFFIXES)]
-    ignored = [k for k in state if k not in expected]
-    text = f"{len(loaded)} of {len(expected)} backbone tensors ({name}) loaded from {path}"
-    if offsets:
-        text += f"; {len(offsets)} DCN offset tensors not in ImageNet weights (zero init)"
-    if ignored:
-        text += f"; ignored: {_listed(ignored, 4)}"
-    return text

@@ -10,7 +10,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from ..errors import ConfigError
-from .checkpoints import check_teacher_compat, load_tensor_state_dict
+from .checkpoints import load_tensor_state_dict
+from .compat import check_teacher_compat
 from .teacher_cache import TeacherOutputCache
 
 

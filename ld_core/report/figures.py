@@ -34,16 +34,15 @@ overlaps most (IoU >= 0.5), and it is redundant when a higher-scored detection o
 already has that object (ties: NMS output order). A box that finds a new object is not redundant; a box
 on no object is a false positive, not a duplicate. Plus ``images``, the number of validation images.
 
-**Inference**: each model is built once with ``mmdet.apis.init_detector`` from the plain-GFL
-student of its config (:func:`ld_core.config.builder.student_only`, so no teacher is loaded) on the
-CPU, then its tensor-only checkpoint is loaded *strictly* (a checkpoint that does not fit the
-config is a one-line :class:`ConfigError`, never a silently half-random model). Images go through
-the config's test pipeline and the model's ``data_preprocessor`` / ``extract_feat`` / head exactly as
-``inference_detector`` runs them, batched (``batch_size``) over consecutive images of one shape after
-the pipeline, so padding and results are those of one image at a time. The model's own ``score_thr``
-(0.05 in the matrix configs), ``nms_pre`` and ``max_per_img`` are kept and the drawing threshold is
-applied afterwards. The annotation file and image folder are arguments: paths inside the configs
-(data roots) are not used.
+**Inference**: each model is built once by :func:`ld_core.models.trained.load_student` from the
+plain-GFL student of its config (no teacher is loaded) on the CPU, with its tensor-only checkpoint
+loaded *strictly* (a checkpoint that does not fit the config is a one-line :class:`ConfigError`, never a
+silently half-random model). Images go through the config's test pipeline and the model's
+``data_preprocessor`` / ``extract_feat`` / head exactly as ``inference_detector`` runs them, batched
+(``batch_size``) over consecutive images of one shape after the pipeline, so padding and results are
+those of one image at a time. The model's own ``score_thr`` (0.05 in the matrix configs), ``nms_pre``
+and ``max_per_img`` are kept and the drawing threshold is applied afterwards. The annotation file and
+image folder are arguments: paths inside the configs (data roots) are not used.
 
 Outputs (written to temporary files in ``out_dir`` and renamed into place only when all four
 figures and ``figures.json`` rendered): ``figure1.{png,pdf}``, ``figure2.{png,pdf}`` (PNG at 200
@@ -58,15 +57,15 @@ import copy
 import io
 import json
 import time
-import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..data.validate import validate_coco
+from ..errors import ConfigError, DataError, first_line
 from ..io import atomic_write_files
-from . import format as fmt
+from ..threads import pin_threads
 
 MODEL_NAMES = ("GFocal", "LD")
 FIG_WIDTH_IN = 3.4          # one paper column
@@ -127,7 +126,7 @@ def _read_json(path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read annotations ({fmt.first_line(exc)})") from None
+        raise DataError(f"{path}: cannot read annotations ({first_line(exc)})") from None
 
 
 def val_images(ann_file, classes: Optional[Sequence[str]] = None) -> list[dict]:
@@ -196,34 +195,15 @@ def _class_names(cfg, ann_file) -> tuple[list[str], dict]:
 # -------------------------------------------------------------------------------------------- inference
 
 def load_model(config, checkpoint, device: str = "cpu"):
-    """A plain GFL detector (``student_only`` of ``config``) with ``checkpoint``'s weights, in eval mode."""
-    from mmengine.config import Config
-    from mmengine.runner import load_checkpoint
+    """The plain GFL student of ``config`` with ``checkpoint``'s weights, in eval mode."""
+    from ..models.trained import load_student, read_student_config  # torch-free CLI: `--help` imports every command
 
-    from mmdet.apis import init_detector
-
-    from ..config.builder import student_only
-
-    config, checkpoint = _require_file(config, "config"), _require_file(checkpoint, "checkpoint")
-    try:
-        raw = Config.fromfile(str(config))
-    except Exception as exc:  # syntax errors etc. are multi-line
-        raise ConfigError(f"{config}: cannot read config ({fmt.first_line(exc)})") from None
-    if "model" not in raw or "bbox_head" not in raw.model:
-        raise ConfigError(f"{config}: config has no model.bbox_head")
-    cfg = Config(student_only(raw.to_dict()))
-    if "nms" not in (cfg.model.get("test_cfg") or {}):
-        raise ConfigError(f"{config}: model.test_cfg has no 'nms' entry")
-    if "pipeline" not in (cfg.get("test_dataloader", {}).get("dataset", {}) or {}):
-        raise ConfigError(f"{config}: config has no test_dataloader.dataset.pipeline")
-    with warnings.catch_warnings(record=True):  # "checkpoint is None, use COCO classes": not used here
-        model = init_detector(cfg, None, palette="random", device=device)
-    try:
-        load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
-    except Exception as exc:
-        raise ConfigError(f"{checkpoint}: checkpoint does not fit {config} ({fmt.first_line(exc)})") from None
-    model.eval()
-    return model
+    student = read_student_config(config)
+    if "nms" not in (student.cfg["model"].get("test_cfg") or {}):
+        raise ConfigError(f"{student.path}: model.test_cfg has no 'nms' entry")
+    if "pipeline" not in ((student.cfg.get("test_dataloader") or {}).get("dataset") or {}):
+        raise ConfigError(f"{student.path}: config has no test_dataloader.dataset.pipeline")
+    return load_student(student, checkpoint, device).model
 
 
 @contextlib.contextmanager
@@ -519,8 +499,6 @@ def make_figures(baseline_config, baseline_checkpoint, ld_config, ld_checkpoint,
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from ..data.validate import validate_coco
-
     if num_images_fig1 < 1 or num_images_fig2 < 1:
         raise ConfigError(f"number of images must be >= 1 (got {num_images_fig1}, {num_images_fig2})")
     nms_ious = tuple(float(v) for v in nms_ious)
@@ -635,8 +613,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..threads import pin_threads
-
     pin_threads(getattr(args, "threads", 1))
     written = make_figures(args.baseline_config, args.baseline_checkpoint, args.ld_config, args.ld_checkpoint,
                            args.ann, args.img_dir, args.out_dir, num_images_fig1=args.num_images_fig1,

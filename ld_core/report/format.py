@@ -1,4 +1,4 @@
-"""Formatting shared by the reports (tables, scorecard, plots, figures): messages, numbers and seed counts.
+"""Formatting shared by the reports (tables, scorecard, plots, figures): numbers and seed counts.
 
 One place for how a number is printed (decimals taken from the paper's values, an optional sign, a placeholder
 for a missing value), how "mean ± std" is written and how the number of seeds is phrased, so that the LaTeX
@@ -12,20 +12,6 @@ import math
 from typing import Iterable
 
 import pandas as pd
-
-
-# ----------------------------------------------------------------------------------------------- messages
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's whole message on one line (all white space, newlines included, folded to single spaces)."""
-    return " ".join(str(exc).split())
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, white space folded; the exception's type name if it has none."""
-    text = str(exc).strip()
-    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------------------------- numbers

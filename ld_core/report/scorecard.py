@@ -6,9 +6,10 @@ Inputs
 * the tidy table CSVs written by :mod:`ld_core.report.tables` (columns ``table, row, run, metric, paper, reproduced,
   reproduced_std, n_seeds, delta, per_seed`` + descriptive columns, + ``dataset`` on a dataset of the user's own);
   only the tables this configuration built;
-* the paper's numbers (``configs/paper_tables.csv``), every cell of Tables 1-4;
-* the claims (``configs/claims.yaml``): ``claims: [{id, table, text, better: [rows], than: row, metrics: [...],
-  allow_equal: bool}]``; rows are the ``row`` ids of the paper CSV;
+* the paper's numbers (``configs/paper_tables.csv``), every cell of Tables 1-4, and the claims
+  (``configs/claims.yaml``: ``claims: [{id, table, text, better: [rows], than: row, metrics: [...], allow_equal,
+  ours_only}]``; rows are the ``row`` ids of the paper CSV), as the typed objects of :mod:`ld_core.config.paper`
+  and :mod:`ld_core.config.claims`, loaded (and checked, once) by :func:`load_inputs`;
 * for the preconditions (:class:`Preconditions`): the experiment matrix (which run distils from which teacher),
   the teachers' ``metrics.json`` and the pipeline config's ``preconditions`` (``min_ap``, ``teacher_margin_ap``).
 
@@ -81,19 +82,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from ..errors import ConfigError, DataError
-from ..io import atomic_write_files, load_yaml_file
+from ..config.claims import Claim, load_claims
+from ..config.paper import PaperTable, load_paper
+from ..config.validate import project_schemas
+from ..errors import ConfigError, DataError, one_line, require_file
+from ..io import atomic_write_files
 from . import format as fmt
 from .plots import bars_png
 from .stats import CONTRADICTED, HOLDS, INCONCLUSIVE, MAX_SEEDS, paired_difference, seeds_needed
-from .tables import TIDY_COLUMNS, load_metrics, load_paper_values, read_csv_text
+from .tables import TIDY_COLUMNS, load_metrics
 
 NOT_RUN = "not run"
 NOT_IN_PAPER = "not in the paper"
@@ -101,8 +104,6 @@ OWN_DATASET = "own dataset"
 PASSED, FAILED, NOT_REQUIRED, NOT_CHECKED = "passed", "failed", "not required", "not checked"
 LEARNED, TEACHER_BETTER = "learned", "teacher better"
 PRECONDITION_METRIC = "AP"  # every table of the matrix has it (Table 4: the mean VOC mAP over IoU 0.50:0.95)
-CLAIM_KEYS = ("id", "table", "text", "better", "than", "metrics", "allow_equal", "ours_only")
-CLAIM_REQUIRED = ("id", "table", "text", "better", "than", "metrics")
 CELL_COLUMNS = ["kind", "table", "row", "metric", "run", "paper", "reproduced", "reproduced_std", "n_seeds",
                 "delta", "per_seed", "status"]
 CLAIM_COLUMNS = ["kind", "table", "id", "text", "better", "than", "metrics", "allow_equal", "holds_in_paper",
@@ -155,96 +156,11 @@ class Scorecard:
 # ----------------------------------------------------------------------------------------------- claims
 
 
-def _str_list(value) -> Optional[List[str]]:
-    """A non-empty list of non-empty strings (a single string is one item), else None."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        return None
-    if not all(isinstance(v, str) and v.strip() for v in value):
-        return None
-    return [v.strip() for v in value]
-
-
-def load_claims(path) -> List[dict]:
-    """The claims of a YAML file, validated and normalised (``allow_equal`` defaults to False).
-
-    Any problem is a one-line :class:`ConfigError` naming the file (and the claim).
-    """
-    path = Path(path)
-    raw = load_yaml_file(path, "claims file")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'claims' list, got {type(raw).__name__}")
-    unknown = [k for k in raw if k != "claims"]
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}' (allowed: claims)")
-    items = raw.get("claims")
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{path}: 'claims' must be a non-empty list")
-
-    claims, seen = [], set()
-    for i, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise ConfigError(f"{path}: claim {i}: expected a mapping, got {type(item).__name__}")
-        label = f"claim {i}" + (f" ('{item['id']}')" if isinstance(item.get("id"), str) else "")
-        unknown = [k for k in item if k not in CLAIM_KEYS]
-        if unknown:
-            raise ConfigError(f"{path}: {label}: unknown key '{unknown[0]}' (allowed: {', '.join(CLAIM_KEYS)})")
-        missing = [k for k in CLAIM_REQUIRED if k not in item or item[k] is None]
-        if missing:
-            raise ConfigError(f"{path}: {label}: missing '{missing[0]}' (required: {', '.join(CLAIM_REQUIRED)})")
-        for key in ("id", "table", "text", "than"):
-            if not isinstance(item[key], str) or not item[key].strip():
-                raise ConfigError(f"{path}: {label}: '{key}' must be a non-empty string, got {item[key]!r}")
-        cid = item["id"].strip()
-        if cid in seen:
-            raise ConfigError(f"{path}: {label}: duplicate id '{cid}'")
-        seen.add(cid)
-        table = item["table"].strip()
-        if not re.fullmatch(r"table\d+", table):
-            raise ConfigError(f"{path}: {label}: 'table' must be tableN (e.g. table1), got {table!r}")
-        better, metrics = _str_list(item["better"]), _str_list(item["metrics"])
-        if better is None:
-            raise ConfigError(f"{path}: {label}: 'better' must be a non-empty list of row ids")
-        if metrics is None:
-            raise ConfigError(f"{path}: {label}: 'metrics' must be a non-empty list of metric names")
-        than = item["than"].strip()
-        if than in better:
-            raise ConfigError(f"{path}: {label}: row '{than}' is both in 'better' and 'than'")
-        allow_equal = item.get("allow_equal", False)
-        if not isinstance(allow_equal, bool):
-            raise ConfigError(f"{path}: {label}: 'allow_equal' must be true or false, got {allow_equal!r}")
-        ours_only = item.get("ours_only", False)
-        if not isinstance(ours_only, bool):
-            raise ConfigError(f"{path}: {label}: 'ours_only' must be true or false, got {ours_only!r}")
-        claims.append({"id": cid, "table": table, "text": " ".join(item["text"].split()), "better": better,
-                       "than": than, "metrics": metrics, "allow_equal": allow_equal, "ours_only": ours_only})
-    return claims
-
-
-def check_claims_against_paper(claims: Sequence[dict], paper: pd.DataFrame, claims_path) -> None:
-    """Every (table, row, metric) a claim compares must be a cell of the paper's tables (ConfigError if not)."""
-    cells = {(f"table{t}", r, m) for t, r, m in zip(paper["table"], paper["row"], paper["metric"])}
-    rows = {(f"table{t}", r) for t, r in zip(paper["table"], paper["row"])}
-    for claim in claims:
-        if claim.get("ours_only"):  # about rows this reproduction adds: the paper has none of them
-            continue
-        for row in list(claim["better"]) + [claim["than"]]:
-            if (claim["table"], row) not in rows:
-                known = sorted({r for t, r in rows if t == claim["table"]})
-                raise ConfigError(f"{claims_path}: claim '{claim['id']}': row '{row}' is not in {claim['table']} "
-                                  f"of the paper tables (known: {', '.join(known) or 'none'})")
-            for metric in claim["metrics"]:
-                if (claim["table"], row, metric) not in cells:
-                    raise ConfigError(f"{claims_path}: claim '{claim['id']}': the paper has no {metric} for row "
-                                      f"'{row}' of {claim['table']}")
-
-
 def _label(row: str, than: str) -> str:
     return f"{row} − {than}"
 
 
-def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced",
+def evaluate_claim(claim: Claim, tidy: pd.DataFrame, column: str = "reproduced",
                    paper_effects: Optional[Dict[Tuple[str, str], float]] = None) -> dict:
     """Check one claim on ``tidy[column]`` (rows ``table, row, metric``); see the module docstring for the rule.
 
@@ -255,27 +171,26 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced",
     ``seeds_needed``. On another column (the paper's) they are point comparisons: ``verdict`` is True/False (holds
     or not) and ``n``/``ci_*`` stay empty.
     """
-    out = {"id": claim["id"], "table": claim["table"], "text": claim["text"], "better": ", ".join(claim["better"]),
-           "than": claim["than"], "metrics": ", ".join(claim["metrics"]),
-           "allow_equal": bool(claim.get("allow_equal", False)),
+    out = {"id": claim.id, "table": claim.table, "text": claim.text, "better": ", ".join(claim.better),
+           "than": claim.than, "metrics": ", ".join(claim.metrics), "allow_equal": bool(claim.allow_equal),
            "verdict": NOT_RUN, "margin": math.nan, "n": pd.NA, "ci_lo": math.nan, "ci_hi": math.nan, "weakest": "",
            "seeds_needed": "", "note": ""}
     t = tidy
     if "table" in t.columns:
-        t = t[t["table"].astype(str) == claim["table"]]
+        t = t[t["table"].astype(str) == claim.table]
     if t.empty or column not in t.columns:
-        out["note"] = f"{claim['table']} not built"
+        out["note"] = f"{claim.table} not built"
         return out
     lookup = {(str(r), str(m)): rec for r, m, rec in zip(t["row"], t["metric"], t.to_dict("records"))}
 
     comparisons = []  # (row, metric, diff of the means, better record, than record)
-    for metric in claim["metrics"]:
-        rec_t = lookup.get((claim["than"], metric))
-        for row in claim["better"]:
+    for metric in claim.metrics:
+        rec_t = lookup.get((claim.than, metric))
+        for row in claim.better:
             rec_b = lookup.get((row, metric))
-            for name, rec in ((row, rec_b), (claim["than"], rec_t)):
+            for name, rec in ((row, rec_b), (claim.than, rec_t)):
                 if rec is None or fmt.is_missing(rec.get(column)):
-                    out["note"] = f"no {column} value for row '{name}', metric '{metric}' in {claim['table']}"
+                    out["note"] = f"no {column} value for row '{name}', metric '{metric}' in {claim.table}"
                     return out
             diff = round(float(rec_b[column]) - float(rec_t[column]), 6)  # rounding: no float noise at equality
             comparisons.append((row, metric, diff, rec_b, rec_t))
@@ -285,8 +200,8 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced",
     out["margin"] = round(margin, 4)
     if column != "reproduced":
         out["verdict"] = all((d >= 0) if allow_equal else (d > 0) for _, _, d, _, _ in comparisons)
-        out["weakest"] = f"{_label(row, claim['than'])}, {metric}"
-        out["comparisons"] = [dict(label=_label(r, claim["than"]), row=r, metric=m, diff=d)
+        out["weakest"] = f"{_label(row, claim.than)}, {metric}"
+        out["comparisons"] = [dict(label=_label(r, claim.than), row=r, metric=m, diff=d)
                               for r, m, d, _, _ in comparisons]
         return out
 
@@ -294,13 +209,13 @@ def evaluate_claim(claim: dict, tidy: pd.DataFrame, column: str = "reproduced",
     for row, metric, _, rec_b, rec_t in comparisons:
         diff = paired_difference(fmt.parse_per_seed(rec_b.get("per_seed")), fmt.parse_per_seed(rec_t.get("per_seed")))
         if diff is None:
-            out["note"] = f"rows '{row}' and '{claim['than']}' share no seed ({metric})"
+            out["note"] = f"rows '{row}' and '{claim.than}' share no seed ({metric})"
             return out
         paired.append((row, metric, diff))
     effects = paper_effects or {}
     found = []
     for row, metric, d in paired:
-        label = _label(row, claim["than"])
+        label = _label(row, claim.than)
         verdict, reason = d.verdict(allow_equal)
         need = (seeds_needed(d.sd, effects.get((label, metric), math.nan)) if verdict == INCONCLUSIVE else None)
         found.append(dict(label=label, row=row, metric=metric, diff=d.mean, lo=d.lo, hi=d.hi, n=d.n, sd=d.sd,
@@ -468,15 +383,15 @@ def _failure_text(failed: Sequence[dict]) -> str:
     return "precondition failed: " + "; ".join(dict.fromkeys(parts))
 
 
-def _apply_preconditions(rec: dict, records: Sequence[dict], claim: dict) -> None:
+def _apply_preconditions(rec: dict, records: Sequence[dict], claim: Claim) -> None:
     """A claim whose comparisons depend on a failed precondition: inconclusive, the note says which (in place)."""
     if rec["verdict"] == NOT_RUN or "comparisons" not in rec:
         return
     for c in rec["comparisons"]:
-        failed = _failed_for(records, claim["table"], [c["row"], claim["than"]])
+        failed = _failed_for(records, claim.table, [c["row"], claim.than])
         if failed:
             c.update(verdict=INCONCLUSIVE, reason=_failure_text(failed), seeds_needed=None, precondition_failed=True)
-    failed = _failed_for(records, claim["table"], list(claim["better"]) + [claim["than"]])
+    failed = _failed_for(records, claim.table, list(claim.better) + [claim.than])
     if failed:
         said = rec["verdict"] + (f" ({rec['note']})" if rec["note"] else "")
         rec.update(verdict=INCONCLUSIVE, seeds_needed="",
@@ -503,7 +418,7 @@ def evaluate_figure2(summary_path) -> dict:
         base, ld = red["baseline"], red["ld"]
         b_red, l_red = float(base["redundant_per_image_nms0.6"]), float(ld["redundant_per_image_nms0.6"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: no Figure 2 redundancy numbers ({fmt.one_line(exc)})") from None
+        raise DataError(f"{path}: no Figure 2 redundancy numbers ({one_line(exc)})") from None
 
     def boxes(rec):
         return f"{rec['boxes_per_image_nms0.6']:.2f} / {rec['boxes_per_image_nms0.95']:.2f}"
@@ -522,8 +437,11 @@ def evaluate_figure2(summary_path) -> dict:
 
 def load_tidy(csv_path) -> pd.DataFrame:
     """One tidy table CSV of :mod:`ld_core.report.tables`; numeric columns as floats, ``n_seeds`` as int."""
-    path = Path(csv_path)
-    df = read_csv_text(path, "table CSV")
+    path = require_file(csv_path, "table CSV", DataError)
+    try:  # every cell as a string (no NA parsing)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: malformed CSV ({one_line(exc)})") from None
     missing = [c for c in TIDY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column '{missing[0]}' (a tidy table needs: {', '.join(TIDY_COLUMNS)})")
@@ -579,39 +497,33 @@ def _load_tidies(table_csvs: Iterable) -> Tuple[pd.DataFrame, Dict[str, pd.DataF
 # ----------------------------------------------------------------------------------------------- scorecard
 
 
-def build_scorecard(table_csvs, claims_path, paper_csv, figures_json=None,
+def build_scorecard(table_csvs, claims: Sequence[Claim], paper: PaperTable, figures_json=None,
                     preconditions: Optional[Preconditions] = None) -> Scorecard:
     """Every paper cell with its reproduced value, the preconditions (when ``preconditions`` is given) and every
     claim judged (module docstring), and per built table the claims' comparisons (what the bar plots show).
     With ``figures_json`` the Figure 2 claim is added (one seed)."""
-    claims = load_claims(claims_path)
-    paper = load_paper_values(paper_csv)
-    check_claims_against_paper(claims, paper, claims_path)
     combined, per_table, datasets = _load_tidies(table_csvs)
     checks = check_preconditions(per_table, preconditions) if preconditions is not None else []
 
-    descriptive = [c for c in paper.columns if c not in ("table", "row", "metric", "value")
-                   and c not in CELL_COLUMNS and c not in CLAIM_COLUMNS]
+    descriptive = [c for c in paper.descriptive if c not in CELL_COLUMNS and c not in CLAIM_COLUMNS]
     lookup = {(t, r, m): rec for t, r, m, rec in
               zip(combined["table"], combined["row"], combined["metric"], combined.to_dict("records"))}
-    paper_desc = {(f"table{rec['table']}", rec["row"]): {c: rec[c] for c in descriptive}
-                  for rec in paper.to_dict("records")}
+    paper_desc = {(c.table, c.row): {k: v for k, v in c.info if k in descriptive} for c in paper.cells}
     rows, used = [], set()
-    for rec in paper.to_dict("records"):
-        table_id = f"table{rec['table']}"
-        if table_id in datasets:  # the user's dataset: its own cells only, below
+    for pc in paper.cells:
+        if pc.table in datasets:  # the user's dataset: its own cells only, below
             continue
-        key = (table_id, rec["row"], rec["metric"])
+        key = (pc.table, pc.row, pc.metric)
         got = lookup.get(key)
-        cell = {"kind": "cell", "table": table_id, "row": rec["row"], "metric": rec["metric"], "run": "",
-                "paper": float(rec["value"]), "reproduced": math.nan, "reproduced_std": math.nan,
+        cell = {"kind": "cell", "table": pc.table, "row": pc.row, "metric": pc.metric, "run": "",
+                "paper": pc.value, "reproduced": math.nan, "reproduced_std": math.nan,
                 "n_seeds": pd.NA, "delta": math.nan, "per_seed": "", "status": NOT_RUN}
         if got is not None:
             used.add(key)
             cell.update(run=got["run"], reproduced=got["reproduced"], reproduced_std=got["reproduced_std"],
-                        n_seeds=int(got["n_seeds"]), delta=round(got["reproduced"] - float(rec["value"]), 2),
+                        n_seeds=int(got["n_seeds"]), delta=round(got["reproduced"] - pc.value, 2),
                         per_seed=got["per_seed"], status="reproduced")
-        cell.update({c: rec[c] for c in descriptive})
+        cell.update({k: v for k, v in pc.info if k in descriptive})
         rows.append(cell)
     for key, got in lookup.items():  # reproduced cells the paper has no value for, or on the user's dataset
         if key in used:
@@ -631,24 +543,25 @@ def build_scorecard(table_csvs, claims_path, paper_csv, figures_json=None,
     for col in ("paper", "reproduced", "reproduced_std", "delta"):
         cells[col] = cells[col].astype("float64")
 
-    paper_frame = pd.DataFrame({"table": [f"table{t}" for t in paper["table"]], "row": paper["row"],
-                                "metric": paper["metric"], "paper": paper["value"]})
+    paper_frame = pd.DataFrame({"table": [c.table for c in paper.cells], "row": [c.row for c in paper.cells],
+                                "metric": [c.metric for c in paper.cells],
+                                "paper": pd.Series([c.value for c in paper.cells], dtype="float64")})
     records, differences = [], {}
     for claim in claims:
-        on_paper = (dict(verdict=NOT_IN_PAPER, margin=math.nan, comparisons=[]) if claim.get("ours_only")
+        on_paper = (dict(verdict=NOT_IN_PAPER, margin=math.nan, comparisons=[]) if claim.ours_only
                     else evaluate_claim(claim, paper_frame, column="paper"))
         paper_diff = {(c["label"], c["metric"]): c["diff"] for c in on_paper["comparisons"]}
         reproduced = evaluate_claim(claim, combined, column="reproduced", paper_effects=paper_diff)
         _apply_preconditions(reproduced, checks, claim)
         in_paper, paper_margin = on_paper["verdict"], on_paper["margin"]
-        if claim["table"] in datasets:  # the paper's numbers are on its datasets, not the user's
+        if claim.table in datasets:  # the paper's numbers are on its datasets, not the user's
             in_paper, paper_margin = OWN_DATASET, math.nan
             paper_diff = {}
         rec = {"kind": "claim", **reproduced, "holds_in_paper": in_paper, "paper_margin": paper_margin}
         records.append(rec)
-        if claim["table"] in per_table and "comparisons" in reproduced:
+        if claim.table in per_table and "comparisons" in reproduced:
             for c in reproduced["comparisons"]:
-                differences.setdefault(claim["table"], {})[(c["label"], c["metric"])] = dict(
+                differences.setdefault(claim.table, {})[(c["label"], c["metric"])] = dict(
                     c, paper=paper_diff.get((c["label"], c["metric"]), math.nan))
     if figures_json is not None:
         records.append(evaluate_figure2(figures_json))
@@ -833,7 +746,7 @@ def precondition_rule(pre: Optional[Preconditions]) -> str:
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
-def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_dir=None,
+def write_scorecard(table_csvs, claims: Sequence[Claim], paper: PaperTable, csv_out, md_out, plot_dir=None,
                     figures_json=None, only_given=False, preconditions: Optional[Preconditions] = None) -> Scorecard:
     """Build the scorecard and write its CSV, Markdown and (with ``plot_dir``) ``<table>_bars.png`` per built table;
     returns it. ``only_given``: the cells and claims of the given tables only (the part of one table, written
@@ -841,16 +754,12 @@ def write_scorecard(table_csvs, claims_path, paper_csv, csv_out, md_out, plot_di
 
     Everything is computed before anything is written; on any error no output is created or changed.
     """
-    card = build_scorecard(table_csvs, claims_path, paper_csv, figures_json, preconditions)
+    card = build_scorecard(table_csvs, claims, paper, figures_json, preconditions)
     if only_given:
         given = set(_load_tidies(table_csvs)[1])
         card.cells = card.cells[card.cells["table"].isin(given)].reset_index(drop=True)
         card.claims = card.claims[card.claims["table"].isin(given)].reset_index(drop=True)
-    paper = load_paper_values(paper_csv)
-    paper_datasets = {}
-    if "dataset" in paper.columns:
-        for t, part in paper.groupby("table"):
-            paper_datasets[f"table{t}"] = ", ".join(dict.fromkeys(str(v) for v in part["dataset"] if str(v)))
+    paper_datasets = {t: paper.dataset_of(t) for t in dict.fromkeys(c.table for c in paper.cells)}
     outputs: Dict[Path, "str | bytes"] = {
         Path(csv_out): scorecard_frame(card.cells, card.claims, card.preconditions).to_csv(
             index=False, lineterminator="\n"),
@@ -889,10 +798,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the cells and claims of the given tables (not 'not run' for the others)")
 
 
+def load_inputs(matrix_path, paper_csv, claims_path) -> Tuple[Tuple[Claim, ...], PaperTable]:
+    """(claims, the paper's numbers), through the loaders the Snakefile validates them with at parse time
+    (:mod:`ld_core.config.paper`, :mod:`ld_core.config.claims`), against the matrix's tables."""
+    from ..config.matrix import load_matrix  # reads configs/models/ when imported: not at every command's start
+
+    matrix = load_matrix(matrix_path)
+    paper = load_paper(paper_csv, matrix.tables, matrix.path, project_schemas())
+    return load_claims(claims_path, matrix.tables, matrix.path, paper, project_schemas()), paper
+
+
 def run(args: argparse.Namespace) -> int:
+    claims, paper = load_inputs(args.matrix, args.paper, args.claims)
     pre = Preconditions(matrix=args.matrix, teacher_metrics=args.teacher_metrics, min_ap=args.min_ap,
                         teacher_margin_ap=args.teacher_margin)
-    card = write_scorecard(args.tables, args.claims, args.paper, args.csv, args.md, args.plot_dir, args.figures,
+    card = write_scorecard(args.tables, claims, paper, args.csv, args.md, args.plot_dir, args.figures,
                            args.only_given, pre)
     first = precondition_line(card.preconditions)
     print(f"scorecard: {first + ' ' if first else ''}{summary_line(card.claims)} -> {args.csv}, {args.md}"

@@ -5,7 +5,7 @@ Inputs
 * the experiment matrix (``configs/experiments.yaml``): a table lists ``rows`` (``row`` id, ``run`` id,
   descriptive ``cells`` for the table's ``columns``) and the ``metrics`` to show;
 * the paper's numbers (``configs/paper_tables.csv``: ``table,row,...,metric,value``; ``table`` is the N of
-  ``tableN``);
+  ``tableN``), loaded and checked by :func:`ld_core.config.paper.load_paper`;
 * one ``metrics.json`` per (run, seed): ``{"run": ..., "seed": ..., "metrics": {"AP": 41.2, ...}}`` (percent).
 
 Outputs
@@ -34,13 +34,14 @@ from typing import Iterable, List, Optional, Tuple
 
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..config.paper import PaperTable, load_paper
+from ..config.validate import project_schemas
+from ..errors import ConfigError, DataError, one_line, require_file
 from ..io import atomic_write_files
 from . import format as fmt
 
 TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta",
                 "per_seed"]
-PAPER_REQUIRED = ("table", "row", "metric", "value")
 METRICS_REQUIRED = ("run", "seed", "metrics")
 METRIC_HEADERS = {
     "AP": "AP",
@@ -65,62 +66,14 @@ OPTIONAL_COLUMNS = ("device", "dataset")  # tidy columns present only where they
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def read_csv_text(path: Path, what: str, **read_csv_kwargs) -> pd.DataFrame:
-    """A CSV file with every cell as a string (no NA parsing); a missing or malformed file is a one-line
-    :class:`DataError` naming it (``what``: how the message names the file, e.g. "table CSV")."""
-    if not path.is_file():
-        raise DataError(f"{path}: {what} does not exist")
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, **read_csv_kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: malformed CSV ({fmt.one_line(exc)})") from None
-
-
-def load_paper_values(csv_path) -> pd.DataFrame:
-    """The paper's numbers: the CSV's columns, ``table`` as int, ``value`` as float; one row per (table, row, metric)."""
-    path = Path(csv_path)
-    df = read_csv_text(path, "paper values file", skipinitialspace=True)
-    missing = [c for c in PAPER_REQUIRED if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column '{missing[0]}' (required: {', '.join(PAPER_REQUIRED)})")
-    tables, values = [], []
-    for i, rec in enumerate(df.itertuples(index=False), start=2):  # line 1 is the header
-        rec = rec._asdict()
-        table = str(rec["table"]).strip()
-        if not table.isdigit():
-            raise DataError(f"{path}: line {i}: table must be an integer N (of 'tableN'), got {table!r}")
-        for key in ("row", "metric"):
-            if not str(rec[key]).strip():
-                raise DataError(f"{path}: line {i}: empty '{key}'")
-        try:
-            value = float(rec["value"])
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: line {i}: value {rec['value']!r} is not a number") from None
-        if not math.isfinite(value):
-            raise DataError(f"{path}: line {i}: value {rec['value']!r} is not a finite number")
-        tables.append(int(table))
-        values.append(value)
-    df["table"] = pd.Series(tables, index=df.index, dtype="int64")
-    df["value"] = pd.Series(values, index=df.index, dtype="float64")
-    df["row"] = df["row"].str.strip()
-    df["metric"] = df["metric"].str.strip()
-    dup = df.duplicated(["table", "row", "metric"], keep=False)
-    if dup.any():
-        first = df[dup].iloc[0]
-        raise DataError(f"{path}: duplicate value for table {first['table']}, row '{first['row']}', "
-                        f"metric '{first['metric']}'")
-    return df.reset_index(drop=True)
-
-
 def _load_one_metrics(path: Path) -> Tuple[str, int, List[dict]]:
-    if not path.is_file():
-        raise DataError(f"{path}: metrics file does not exist")
+    require_file(path, "metrics file", DataError)
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read metrics file ({fmt.one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read metrics file ({one_line(exc)})") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     for key in METRICS_REQUIRED:
@@ -208,15 +161,15 @@ def _paper_table_number(table_id: str) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
-def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: pd.DataFrame,
+def build_table(table_id: str, table_spec: dict, metrics: pd.DataFrame, paper: PaperTable,
                 dataset_name: Optional[str] = None) -> pd.DataFrame:
     """The tidy table: one row per (spec row x metric), in the spec's order (see :data:`TIDY_COLUMNS`); with
     ``dataset_name`` (the user's own dataset) no paper values or deltas, and a ``dataset`` column."""
     _check_spec(table_id, table_spec)
     columns = list(table_spec.get("columns") or [])
     number = _paper_table_number(table_id)
-    paper_t = paper[paper["table"] == number] if number is not None and not dataset_name else paper.iloc[0:0]
-    paper_lookup = {(r, m): v for r, m, v in zip(paper_t["row"], paper_t["metric"], paper_t["value"])}
+    paper_t = paper.of_table(f"table{number}") if number is not None and not dataset_name else ()
+    paper_lookup = {(c.row, c.metric): c.value for c in paper_t}
     aliases = dict(table_spec.get("paper_metrics") or {})  # our metric -> the paper's (e.g. FPS -> FPS_2080Ti)
     with_device = "device" in metrics.columns and metrics["device"].notna().any()
 
@@ -362,20 +315,17 @@ def render_latex(table_id: str, table_spec: dict, tidy: pd.DataFrame, dataset_na
 # ----------------------------------------------------------------------------------------------- files + CLI
 
 
-def _table_spec(matrix_path, table_id: str) -> dict:
-    from ..config.matrix import load_matrix
-
-    return load_matrix(matrix_path).table(table_id)
-
-
 def write_table(table_id, matrix_path, paper_csv, metrics_paths, csv_out, tex_out,
                 dataset_name: Optional[str] = None) -> pd.DataFrame:
     """Build one table and write its CSV and TeX (``dataset_name``: the user's own dataset the runs were trained
     and evaluated on, no paper values); on any failure neither file is created or changed."""
     if dataset_name is not None and not dataset_name.strip():
         raise ConfigError(f"{table_id}: --dataset-name must not be empty")
-    spec = _table_spec(matrix_path, table_id)
-    paper = load_paper_values(paper_csv)
+    from ..config.matrix import load_matrix  # reads configs/models/ when imported: not at every command's start
+
+    matrix = load_matrix(matrix_path)
+    spec = matrix.table(table_id)
+    paper = load_paper(paper_csv, matrix.tables, matrix.path, project_schemas())
     metrics = load_metrics(metrics_paths)
     tidy = build_table(table_id, spec, metrics, paper, dataset_name)
     csv_text = tidy.to_csv(index=False, lineterminator="\n")
