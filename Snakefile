@@ -13,13 +13,13 @@ from ld_core.config.pipeline import load_pipeline
 configfile: f"{workflow.basedir}/configs/config.yaml"
 
 try:
-    PIPE = load_pipeline(config, workflow.basedir, configfiles=workflow.overwrite_configfiles,
-                         cli=workflow.config_settings.config)
+    PIPELINE = load_pipeline(config, workflow.basedir, configfiles=workflow.overwrite_configfiles,
+                             cli=workflow.config_settings.config)
 except LDError as exc:
     sys.exit(f"error: {exc}")
-config.update(PIPE.config)  # validated, with defaults and absolute project paths
+config.update(PIPELINE.config)  # validated, with defaults and absolute project paths
 
-R = PIPE.results
+RESULTS = PIPELINE.results
 
 
 # One DAG per results folder: Snakemake's own lock is per working directory, and two runs with different ones
@@ -28,14 +28,14 @@ R = PIPE.results
 # not the jobs (SLURM's included, started with --no-hooks); --nolock, which drops Snakemake's lock, drops it too.
 onstart:
     if workflow.execution_settings.lock:
-        from ld_core.io import RESULTS_LOCK, lock_results
+        from ld_core.files import RESULTS_LOCK, lock_results
 
         try:
-            stale = lock_results(R)
+            stale = lock_results(RESULTS)
         except LDError as exc:
             sys.exit(f"error: {exc}")
         if stale:
-            print(f"note: {R}/{RESULTS_LOCK}: took over the lock of a run that ended without releasing it ({stale})",
+            print(f"note: {RESULTS}/{RESULTS_LOCK}: took over the lock of a run that ended without releasing it ({stale})",
                   file=sys.stderr)
 
 # One software environment for every rule, on purpose: torch, mmcv and mmdet must be identical across rules
@@ -59,8 +59,8 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        expand(f"{R}/tables/{{table}}.{{ext}}", table=config["tables"], ext=["csv", "tex"]),
-        [f"{R}/runs/{run}/seed{seed}/metrics.json" for run, seed in PIPE.jobs()],
-        f"{R}/scorecard.csv",
-        f"{R}/scorecard/{config['tables'][0]}.csv",
-        [f"{R}/figures/figure1.png", f"{R}/figures/figure2.png"] if PIPE.figure_runs() else [],
+        expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=config["tables"], ext=["csv", "tex"]),
+        [f"{RESULTS}/runs/{run}/seed{seed}/metrics.json" for run, seed in PIPELINE.jobs()],
+        f"{RESULTS}/scorecard.csv",
+        f"{RESULTS}/scorecard/{config['tables'][0]}.csv",
+        [f"{RESULTS}/figures/figure1.png", f"{RESULTS}/figures/figure2.png"] if PIPELINE.figure_runs() else [],

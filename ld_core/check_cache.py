@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, Tuple
 
-from .io import atomic_write_json
+from .files import atomic_write_json
 
 CHECK_VERSION = 1  # bump when what a check accepts changes: cached verdicts of older checks are not reused
 

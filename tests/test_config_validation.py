@@ -1,4 +1,4 @@
-"""Every config file checked when the Snakefile is parsed (ld_core/config/validate.py, workflow/schemas/).
+"""Every config file checked when the Snakefile is parsed (ld_core/config/file_checks.py, workflow/schemas/).
 
 Each test writes a broken copy of the configs (configs/ + workflow/schemas/ copied into tmp_path, so that the
 model settings files and scale profiles can be broken too) and expects ONE line naming the file and the key.
@@ -243,7 +243,7 @@ def test_claims_and_paper_load_as_typed_objects(tmp_path):
 
     from ld_core.config.claims import Claim, load_claims
     from ld_core.config.paper import load_paper
-    from ld_core.config.validate import project_schemas
+    from ld_core.config.file_checks import project_schemas
 
     matrix_path = ROOT / "configs" / "experiments.yaml"
     tables = yaml.safe_load(matrix_path.read_text())["tables"]
@@ -298,7 +298,7 @@ def test_shipped_configs_validate(tmp_path, scale):
 
 def test_schemas_know_the_detectors():
     from ld_core.config.detectors import DETECTORS
-    from ld_core.config.validate import DETECTOR_FILES, schemas
+    from ld_core.config.file_checks import DETECTOR_FILES, schemas
 
     s = schemas(str(ROOT / "workflow" / "schemas")).schemas
     assert tuple(DETECTOR_FILES) == DETECTORS

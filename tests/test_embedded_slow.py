@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_embedded_table1_pairs_ld_against_gt_over_ten_seeds(tmp_path):
-    from ld_core.report import format as fmt
+    from ld_core.report import formatting as fmt
     from ld_core.report.stats import t_quantile
 
     start = time.time()

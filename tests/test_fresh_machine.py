@@ -156,7 +156,7 @@ def test_a_training_on_a_full_disk_fails_saying_so_and_leaves_no_checkpoint(tmp_
 
 
 def test_temporary_files_are_unique_and_removed_on_failure(tmp_path):
-    from ld_core.io import atomic_output
+    from ld_core.files import atomic_output
 
     target = tmp_path / "checkpoint.pth"
     with atomic_output(target) as a, atomic_output(target) as b:  # two writers of one file at once

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ld_core.data.validate import mmdet_leaves_out, read_coco, read_voc
+from ld_core.data.annotations import mmdet_leaves_out, read_coco, read_voc
 from test_noise import _set_head  # a random detector with a small, non-zero AP
 
 ROOT = Path(__file__).resolve().parents[1]

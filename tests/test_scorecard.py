@@ -17,7 +17,7 @@ import yaml
 
 from ld_core.cli import main as cli_main
 from ld_core.config.claims import Claim
-from ld_core.report import format as fmt
+from ld_core.report import formatting as fmt
 from ld_core.report import plots, scorecard, stats, tables
 from ld_core.errors import ConfigError, DataError
 

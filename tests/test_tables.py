@@ -14,7 +14,7 @@ import yaml
 
 from ld_core.config.matrix import load_matrix
 from ld_core.config.paper import load_paper
-from ld_core.config.validate import project_schemas
+from ld_core.config.file_checks import project_schemas
 from ld_core.report import tables
 from ld_core.errors import ConfigError, DataError
 

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 from . import step_profile
 from .bench_variants import (SCALES, SGD, VARIANTS, Variant, build_variant, check_arguments, environment,

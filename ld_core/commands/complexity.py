@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config.builder import model_test_cfg
 from ..config.detectors import DETECTORS, detector_parts
 from ..config.scale import load_scale
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 
 PAPER_SCALE = Path(__file__).resolve().parents[2] / "configs" / "scales" / "paper.yaml"

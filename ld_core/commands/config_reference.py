@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from ..config.validate import SCHEMA_NAMES
+from ..config.file_checks import SCHEMA_NAMES
 from ..errors import ConfigError
-from ..io import atomic_write_text, load_yaml_file
+from ..files import atomic_write_text, load_yaml_file
 
 COMMAND = "python -m ld_core config-reference --out docs/configuration.md"
 INTRO = f"""# Configuration reference

@@ -1,11 +1,11 @@
 """`ld_core check-data`: check the paper-scale datasets once, before anything is trained or submitted.
 
 - COCO 2017 (``--coco ROOT``): ``annotations/instances_{train,val}2017.json`` parse and are valid COCO
-  (:func:`ld_core.data.validate.read_coco`), ``train2017/`` and ``val2017/`` exist and hold every image
+  (:func:`ld_core.data.annotations.read_coco`), ``train2017/`` and ``val2017/`` exist and hold every image
   the annotations list, and they list 118,287 / 5,000 images.
 - VOC 07+12 (``--voc VOCDEVKIT``): ``VOC2007/`` and ``VOC2012/`` with ``ImageSets/Main/trainval.txt`` (both)
   and ``test.txt`` (VOC2007), ``Annotations/<id>.xml`` and ``JPEGImages/<id>.jpg`` for every listed id, valid
-  XML with VOC class names (:func:`ld_core.data.validate.read_voc`), 16,551 trainval (07+12) and
+  XML with VOC class names (:func:`ld_core.data.annotations.read_voc`), 16,551 trainval (07+12) and
   4,952 test images.
 - A dataset of the user's own (``--dataset FILE`` COCO format, ``--voc-dataset FILE`` VOC format; the file's
   schema is ``workflow/schemas/dataset.schema.yaml``): the same checks on its splits, train and val categories
@@ -35,9 +35,9 @@ from typing import Iterable, Optional
 
 from ..config.dataset_file import load_user_dataset
 from ..data.images import ImageItem, open_images
-from ..data.validate import LEFT_OUT, no_usable_boxes, read_coco, read_voc
+from ..data.annotations import LEFT_OUT, no_usable_boxes, read_coco, read_voc
 from ..errors import DataError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 
 COCO_TRAIN, COCO_VAL = 118_287, 5_000
 VOC_TRAINVAL, VOC_TEST = 16_551, 4_952  # VOC2007 + VOC2012 trainval; VOC2007 test

@@ -9,7 +9,7 @@ from ..config.builder import VOC_IOU_THRS
 from ..data.dataset_config import validate_dataset_config
 from ..data.ground_truth import consistent_ground_truth
 from ..errors import ConfigError, DataError, require_file
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 
 COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config.resolve import config_text
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 KEEP = ("default_scope", "model", "test_dataloader", "test_evaluator", "test_cfg", "default_hooks", "env_cfg",
         "vis_backends", "visualizer", "log_processor", "log_level")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 
 

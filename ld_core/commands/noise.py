@@ -80,7 +80,7 @@ from typing import Dict, List, Optional, Sequence
 from ..data.dataset_config import validate_dataset_config
 from ..data.ground_truth import leave_out_coco_boxes
 from ..errors import ConfigError, DataError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 
 MAX_DETS = [100, 300, 1000]  # mmdet CocoMetric's proposal_nums; AP uses the last

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 from .complexity import INPUT_SIZE, complexity
 from .fps import add_timing_arguments, measure_fps

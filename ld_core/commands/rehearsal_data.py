@@ -23,7 +23,7 @@ from pathlib import Path
 from ..config.builder import build_run_config
 from ..config.matrix import load_matrix
 from ..config.scale import load_scale
-from ..data.rehearsal import imagenet_files, mini_coco, mini_voc, released_teacher
+from ..data.rehearsal_inputs import imagenet_files, mini_coco, mini_voc, released_teacher
 
 
 def teacher_model_cfg(run_id: str, out: Path) -> dict:

@@ -8,7 +8,7 @@ from ..config.dataset_file import dataset_cache, load_user_dataset
 from ..config.matrix import load_matrix
 from ..config.resolve import config_text, resolve_run_config
 from ..config.scale import load_scale
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 
 def user_dataset_of(dataset: str, args: argparse.Namespace):

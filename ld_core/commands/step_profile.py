@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..threads import pin_threads
 from .bench_variants import SCALES, SGD, build_variant, environment, make_batch, model_configs, release
 from .bench_variants import VARIANTS as BENCH_VARIANTS, check_arguments as check_bench_arguments

@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

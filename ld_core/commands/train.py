@@ -25,7 +25,7 @@ from typing import Optional
 
 from ..data.dataset_config import validate_dataset_config
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 from ..threads import pin_threads
 from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
 

@@ -3,7 +3,7 @@
 :func:`load_claims` checks the file against ``workflow/schemas/claims.schema.yaml``, then each claim against the
 experiment matrix (``table`` is a table of it, ``better`` / ``than`` rows of that table, ``metrics`` its metrics)
 and the paper's numbers (:class:`~ld_core.config.paper.PaperTable`: every compared cell, unless ``ours_only``),
-and returns :class:`Claim` objects. The Snakefile (:func:`ld_core.config.validate.validate_files`, at parse time)
+and returns :class:`Claim` objects. The Snakefile (:func:`ld_core.config.file_checks.validate_files`, at parse time)
 and the ``scorecard`` command load the claims through this one function; the scorecard checks nothing again. The
 first problem is a one-line :class:`~ld_core.errors.ConfigError` ``<file>: claims[<i>].<key>: <problem>``.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError, name_list
-from ..io import load_yaml_file
+from ..files import load_yaml_file
 from .paper import PaperTable, row_ids
 
 
@@ -42,7 +42,7 @@ def _as_list(value) -> List[Tuple[Optional[int], str]]:
 def load_claims(path, tables: Mapping[str, Mapping], matrix_path, paper: PaperTable,
                 schema_set) -> Tuple[Claim, ...]:
     """The claims file at ``path``, checked against its schema (``schema_set``:
-    :class:`ld_core.config.validate.Schemas`), the matrix's ``tables`` (of the file ``matrix_path``, named in
+    :class:`ld_core.config.file_checks.Schemas`), the matrix's ``tables`` (of the file ``matrix_path``, named in
     messages) and ``paper``; the first problem is a one-line ConfigError."""
     path = Path(path)
     raw = schema_set.check("claims", load_yaml_file(path, "claims file"), path)

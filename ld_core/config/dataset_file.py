@@ -10,8 +10,8 @@ from typing import Optional
 
 from ..data.user_dataset import UserDataset, cached_coco_classes
 from ..errors import ConfigError, DataError
-from ..io import load_yaml_file
-from .validate import schemas
+from ..files import load_yaml_file
+from .file_checks import schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError
-from ..io import load_yaml_file
+from ..files import load_yaml_file
 from ..student import LD_TYPES
 from .merge import merge
 

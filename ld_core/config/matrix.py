@@ -7,7 +7,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from .detectors import DETECTORS, DISTILL_KEYS, LD_MODES, backbones
 from ..errors import ConfigError
-from ..io import load_yaml_file
+from ..files import load_yaml_file
 
 BACKBONES = backbones()  # configs/models/backbones.yaml
 DATASETS = ("coco", "voc")

@@ -4,7 +4,7 @@
 ``workflow/schemas/paper_tables.schema.yaml`` (the schema of ONE row; ``table`` and ``value`` are parsed as
 numbers first), then against the experiment matrix: table N is ``tableN`` of the matrix, ``row`` a row of it,
 ``metric`` one of its ``metrics`` (or ``paper_metrics`` names), no (table, row, metric) twice. It returns a
-:class:`PaperTable`. The Snakefile (:func:`ld_core.config.validate.validate_files`, at parse time) and the report
+:class:`PaperTable`. The Snakefile (:func:`ld_core.config.file_checks.validate_files`, at parse time) and the report
 commands (``table``, ``scorecard``) load it through this one function; the reports check nothing again. The first
 problem is a one-line :class:`~ld_core.errors.ConfigError` ``<file>: line <n>, column '<name>': <problem>`` (the
 header is line 1).
@@ -91,7 +91,7 @@ def _coerce(text: str, types) -> object:
 
 def _read_rows(path: Path, schema_set) -> Tuple[List[str], List[Tuple[int, dict, dict]]]:
     """(header, [(line number, checked row, the row's cells as written)]) of the CSV, each row checked against the
-    row schema (``schema_set``: :class:`ld_core.config.validate.Schemas`)."""
+    row schema (``schema_set``: :class:`ld_core.config.file_checks.Schemas`)."""
     require_file(path, "paper values file")
     try:
         lines = list(csv.reader(path.read_text(encoding="utf-8").splitlines(), skipinitialspace=True))
@@ -129,7 +129,7 @@ def _read_rows(path: Path, schema_set) -> Tuple[List[str], List[Tuple[int, dict,
 
 def load_paper(path, tables: Mapping[str, Mapping], matrix_path, schema_set) -> PaperTable:
     """The paper CSV at ``path``, checked against its row schema (``schema_set``:
-    :class:`ld_core.config.validate.Schemas`) and the matrix's ``tables`` (of the file ``matrix_path``, named in
+    :class:`ld_core.config.file_checks.Schemas`) and the matrix's ``tables`` (of the file ``matrix_path``, named in
     messages); the first problem is a one-line ConfigError."""
     path = Path(path)
     header, rows = _read_rows(path, schema_set)

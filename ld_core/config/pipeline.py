@@ -15,7 +15,7 @@ from ..data.user_dataset import UserDataset
 from ..errors import ConfigError
 from .dataset_file import dataset_cache, load_user_dataset
 from .scale import load_scale
-from .validate import describe, key_path, scale_profile_path, validate_files
+from .file_checks import describe, key_path, scale_profile_path, validate_files
 
 if TYPE_CHECKING:  # imported in load_pipeline, once the model files it reads are validated
     from .matrix import Matrix
@@ -173,7 +173,7 @@ def _check_override_nulls(overrides: dict, scale_schema: dict, origin) -> None:
 
 
 def _message(err) -> str:
-    """The problem of a jsonschema error, in the words of :func:`ld_core.config.validate.describe`."""
+    """The problem of a jsonschema error, in the words of :func:`ld_core.config.file_checks.describe`."""
     if err.validator == "uniqueItems" and isinstance(err.instance, list):
         seen = set()
         dup = next(v for v in err.instance if (json.dumps(v) in seen or seen.add(json.dumps(v))))
@@ -365,7 +365,7 @@ class Pipeline:
 def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/config.yaml",
                   configfiles: Sequence[str | Path] = (), cli: Mapping = {}) -> Pipeline:
     """Validate the Snakemake config and every file it names (schemas and cross-references:
-    :mod:`ld_core.config.validate`), then load the matrix and scale profile."""
+    :mod:`ld_core.config.file_checks`), then load the matrix and scale profile."""
     basedir = Path(basedir).resolve()
     cfg = validate_config(config, basedir / "workflow" / "schemas" / "config.schema.yaml", source, configfiles, cli)
     for key in ("matrix", "paper_tables", "claims"):  # project files: relative to the repository, not the workdir

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..io import load_yaml_file
+from ..files import load_yaml_file
 from ..precision import MIXED_PRECISION_DTYPES
 from .merge import merge
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import ConfigError
-from .validate import validate_coco, validate_voc
+from .annotations import validate_coco, validate_voc
 
 
 def validate_dataset_config(ds: dict, classes: Optional[Sequence[str]] = None) -> None:

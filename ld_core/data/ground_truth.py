@@ -1,7 +1,7 @@
 """The evaluation's ground truth made to agree with what training learns from.
 
 mmdet's training leaves some boxes out: ``CocoDataset.parse_data_info`` drops COCO boxes of zero width,
-height or area, under 1 pixel, outside the image or marked ``ignore`` (:func:`ld_core.data.validate.mmdet_leaves_out`);
+height or area, under 1 pixel, outside the image or marked ``ignore`` (:func:`ld_core.data.annotations.mmdet_leaves_out`);
 ``XMLDataset`` with the training set's ``bbox_min_size: 1`` ignores VOC boxes under 1 pixel. The evaluation
 would count them: CocoMetric's pycocotools ground truth is the annotation file itself, and VOCMetric scores
 the test set's boxes, which ``bbox_min_size`` does not apply to (mmdet refuses it in test mode). Here the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validate import mmdet_leaves_out
+from .annotations import mmdet_leaves_out
 
 
 def leave_out_coco_boxes(coco) -> int:

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..errors import ConfigError
-from ..io import atomic_output
+from ..files import atomic_output
 
 
 def save_tensor_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta: Mapping | None = None) -> Path:
@@ -22,7 +22,7 @@ def save_tensor_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta
 
 
 def _save_atomic(payload: Mapping, path: Path) -> Path:
-    """``torch.save`` through :func:`ld_core.io.atomic_output` (a temporary file of a unique name, removed on
+    """``torch.save`` through :func:`ld_core.files.atomic_output` (a temporary file of a unique name, removed on
     failure). Through a Python file object a full disk is ``OSError: No space left on device``, not torch's
     ``unexpected pos`` of a path."""
     with atomic_output(path) as handle:

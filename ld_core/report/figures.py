@@ -62,9 +62,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..data.validate import validate_coco
+from ..data.annotations import validate_coco
 from ..errors import ConfigError, DataError, first_line
-from ..io import atomic_write_files
+from ..files import atomic_write_files
 from ..threads import pin_threads
 
 MODEL_NAMES = ("GFocal", "LD")

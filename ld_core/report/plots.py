@@ -14,7 +14,7 @@ import io
 import math
 from typing import Optional, Sequence
 
-from . import format as fmt
+from . import formatting as fmt
 from .stats import CONTRADICTED, HOLDS, INCONCLUSIVE
 
 COLOURS = {HOLDS: "#2ca02c", CONTRADICTED: "#d62728", INCONCLUSIVE: "#ff9f1c"}

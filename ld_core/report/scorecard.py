@@ -65,7 +65,7 @@ dataset of the user's own it is ``"own dataset"`` (the paper has no numbers ther
 
 Outputs
 -------
-All written atomically (:mod:`ld_core.io`); everything is computed first, and on any error no output is created
+All written atomically (:mod:`ld_core.files`); everything is computed first, and on any error no output is created
 or changed.
 
 * a tidy CSV: ``kind`` (``precondition`` | ``claim`` | ``cell``, in that order) and the union of their columns;
@@ -76,7 +76,7 @@ or changed.
   each claimed difference (row − its baseline, per metric) with its 95 % interval, coloured by its verdict, the
   paper's beside it (not on the user's dataset).
 
-Numbers and seed counts are written with :mod:`ld_core.report.format`, as in the LaTeX tables.
+Numbers and seed counts are written with :mod:`ld_core.report.formatting`, as in the LaTeX tables.
 """
 from __future__ import annotations
 
@@ -90,10 +90,10 @@ import pandas as pd
 
 from ..config.claims import Claim, load_claims
 from ..config.paper import PaperTable, load_paper
-from ..config.validate import project_schemas
+from ..config.file_checks import project_schemas
 from ..errors import ConfigError, DataError, one_line, require_file
-from ..io import atomic_write_files
-from . import format as fmt
+from ..files import atomic_write_files
+from . import formatting as fmt
 from .plots import bars_png
 from .stats import CONTRADICTED, HOLDS, INCONCLUSIVE, MAX_SEEDS, paired_difference, seeds_needed
 from .tables import TIDY_COLUMNS, load_metrics

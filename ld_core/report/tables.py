@@ -35,10 +35,10 @@ from typing import Iterable, List, Optional, Tuple
 import pandas as pd
 
 from ..config.paper import PaperTable, load_paper
-from ..config.validate import project_schemas
+from ..config.file_checks import project_schemas
 from ..errors import ConfigError, DataError, one_line, require_file
-from ..io import atomic_write_files
-from . import format as fmt
+from ..files import atomic_write_files
+from . import formatting as fmt
 
 TIDY_COLUMNS = ["table", "row", "run", "metric", "paper", "reproduced", "reproduced_std", "n_seeds", "delta",
                 "per_seed"]

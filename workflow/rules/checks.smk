@@ -8,13 +8,13 @@ localrules:
 
 rule check_data:
     output:
-        f"{R}/checks/datasets.json",
+        f"{RESULTS}/checks/datasets.json",
     params:
         args=datacheck_args(),
     log:
-        f"{R}/logs/check_data.log",
+        f"{RESULTS}/logs/check_data.log",
     benchmark:
-        f"{R}/benchmarks/check_data.tsv",
+        f"{RESULTS}/benchmarks/check_data.tsv",
     threads: config["threads"]["check_data"]
     priority: FIRST_PRIORITY
     shell:

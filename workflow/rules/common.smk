@@ -1,5 +1,5 @@
 # Python shared by the workflow/rules/*.smk files, included first by the Snakefile (once the config is
-# validated into PIPE). Here: the job environment, wildcard constraints, input functions, params helpers and
+# validated into PIPELINE). Here: the job environment, wildcard constraints, input functions, params helpers and
 # resource helpers; the other files hold only rules (what `snakemake --lint` asks for).
 
 import json
@@ -25,7 +25,7 @@ shell.prefix(("set -euo pipefail; " if (shell.get_executable() or "").endswith("
 
 
 wildcard_constraints:
-    run="|".join(PIPE.matrix.runs),
+    run="|".join(PIPELINE.matrix.runs),
     seed=r"\d+",
 
 
@@ -36,13 +36,13 @@ FIRST_PRIORITY = 10
 
 def first_priority(wildcards):
     """priority of a (run, seed) job: higher for the first table's runs and their teachers."""
-    return FIRST_PRIORITY if (wildcards.run, int(wildcards.seed)) in PIPE.first_jobs else 0
+    return FIRST_PRIORITY if (wildcards.run, int(wildcards.seed)) in PIPELINE.first_jobs else 0
 
 
 def train_priority(wildcards):
     """priority of resolving and training a (run, seed): first_priority, + 1 for a teacher, which then starts
     before the students of its band that wait for it."""
-    return first_priority(wildcards) + int((wildcards.run, int(wildcards.seed)) in PIPE.teacher_jobs)
+    return first_priority(wildcards) + int((wildcards.run, int(wildcards.seed)) in PIPELINE.teacher_jobs)
 
 
 def first_table_priority(wildcards):
@@ -54,12 +54,12 @@ def first_table_priority(wildcards):
 
 def dataset_inputs(wildcards=None):
     """Files a training/evaluation job needs from the data stage (none for a user's dataset)."""
-    return [f"{R}/data/synthetic/dataset.json"] if PIPE.synthetic else []
+    return [f"{RESULTS}/data/synthetic/dataset.json"] if PIPELINE.synthetic else []
 
 
 def synthetic_args():
     """Options of `ld_core data-synth`: the scale profile's data.synthetic settings."""
-    synth = PIPE.scale["data"].get("synthetic", {})
+    synth = PIPELINE.scale["data"].get("synthetic", {})
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in synth.items())
 
 
@@ -68,18 +68,18 @@ def synthetic_args():
 def datacheck_needs():
     """{'coco': root, 'voc': devkit, 'dataset': file, 'voc-dataset': file} of the user's datasets the selected
     runs train on ({} when every run trains on the synthetic data)."""
-    used = PIPE.datasets
-    needs = {{"coco": "dataset", "voc": "voc-dataset"}[slot]: spec.path for slot, spec in PIPE.user_datasets.items()}
-    if PIPE.scale["data"]["kind"] != "synthetic":
+    used = PIPELINE.datasets
+    needs = {{"coco": "dataset", "voc": "voc-dataset"}[slot]: spec.path for slot, spec in PIPELINE.user_datasets.items()}
+    if PIPELINE.scale["data"]["kind"] != "synthetic":
         roots = {"coco": config.get("data_root"), "voc": config.get("voc_root")}
         needs.update({name: roots[name] for name in ("coco", "voc")
-                      if name in used and name not in PIPE.user_datasets and roots[name]})
+                      if name in used and name not in PIPELINE.user_datasets and roots[name]})
     return needs
 
 
 def datacheck_inputs(wildcards=None):
     """What every training job waits for: the dataset check's summary (nothing for the synthetic data)."""
-    return [f"{R}/checks/datasets.json"] if datacheck_needs() else []
+    return [f"{RESULTS}/checks/datasets.json"] if datacheck_needs() else []
 
 
 def datacheck_args():
@@ -95,12 +95,12 @@ def datacheck_args():
 
 def resolve_spec(wildcards):
     """What the resolved config of (run, seed) depends on (the params trigger of resolve_config)."""
-    return PIPE.resolve_params(wildcards.run, int(wildcards.seed))
+    return PIPELINE.resolve_params(wildcards.run, int(wildcards.seed))
 
 
 def import_source(wildcards):
     """The released checkpoint (teacher_checkpoints) an imported teacher's checkpoint.pth is made from."""
-    return PIPE.import_source(wildcards.run, int(wildcards.seed))
+    return PIPELINE.import_source(wildcards.run, int(wildcards.seed))
 
 
 def resolve_extra_args():
@@ -108,7 +108,7 @@ def resolve_extra_args():
     `ld_core resolve`."""
     given = [("data_root", config["data_root"]), ("voc_root", config["voc_root"]),
              ("pretrained_dir", config["pretrained_dir"])]
-    given += [("dataset" if slot == "coco" else "voc_dataset", spec.path) for slot, spec in PIPE.user_datasets.items()]
+    given += [("dataset" if slot == "coco" else "voc_dataset", spec.path) for slot, spec in PIPELINE.user_datasets.items()]
     for key in ("scale_overrides", "rehearsal"):
         if config[key]:
             given.append((key, json.dumps(config[key], sort_keys=True)))
@@ -138,17 +138,17 @@ def profile_timing():
 
 def figure_file(role, name):
     """`name` in the run folder of the figures' baseline/LD student (first pipeline seed)."""
-    return f"{PIPE.figure_runs().get(role, '')}/{name}"
+    return f"{PIPELINE.figure_runs().get(role, '')}/{name}"
 
 
 def figures_summary():
     """figures.json (Figure 2's redundancy numbers for the scorecard), or nothing when no figures are drawn."""
-    return [f"{R}/figures/figures.json"] if PIPE.figure_runs() else []
+    return [f"{RESULTS}/figures/figures.json"] if PIPELINE.figure_runs() else []
 
 
 def val_annotations():
     """(annotation file, image folder) of the validation split the figures draw."""
-    return PIPE.val_annotations()
+    return PIPELINE.val_annotations()
 
 
 def output_folder(name):

@@ -7,16 +7,16 @@ localrules:
 
 rule synthetic_dataset:
     output:
-        dataset=f"{R}/data/synthetic/dataset.json",
-        train_ann=f"{R}/data/synthetic/coco/annotations/instances_train.json",
-        val_ann=f"{R}/data/synthetic/coco/annotations/instances_val.json",
+        dataset=f"{RESULTS}/data/synthetic/dataset.json",
+        train_ann=f"{RESULTS}/data/synthetic/coco/annotations/instances_train.json",
+        val_ann=f"{RESULTS}/data/synthetic/coco/annotations/instances_val.json",
     params:
         out=output_folder("dataset"),
         args=synthetic_args(),
     log:
-        f"{R}/logs/synthetic_dataset.log",
+        f"{RESULTS}/logs/synthetic_dataset.log",
     benchmark:
-        f"{R}/benchmarks/synthetic_dataset.tsv",
+        f"{RESULTS}/benchmarks/synthetic_dataset.tsv",
     priority: FIRST_PRIORITY
     shell:
         "python -m ld_core data-synth --out {params.out} {params.args} > {log} 2>&1"

@@ -2,15 +2,15 @@
 
 rule evaluate:
     input:
-        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
-        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+        config=f"{RESULTS}/runs/{{run}}/seed{{seed}}/config.py",
+        checkpoint=f"{RESULTS}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
         data=dataset_inputs,
     output:
-        f"{R}/runs/{{run}}/seed{{seed}}/metrics.json",
+        f"{RESULTS}/runs/{{run}}/seed{{seed}}/metrics.json",
     log:
-        f"{R}/runs/{{run}}/seed{{seed}}/evaluate.log",
+        f"{RESULTS}/runs/{{run}}/seed{{seed}}/evaluate.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/{{run}}-seed{{seed}}.tsv",
+        f"{RESULTS}/benchmarks/evaluate/{{run}}-seed{{seed}}.tsv",
     threads: config["threads"]["evaluate"]
     resources:
         **gpu_resources(config["gpus_per_evaluate"], config["evaluate_runtime_min"], config["evaluate_mem_mb"]),

@@ -8,19 +8,19 @@ rule figures:
         ld_checkpoint=figure_file("ld", "checkpoint.pth"),
         data=dataset_inputs,
     output:
-        fig1=report(f"{R}/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
-        fig1_pdf=f"{R}/figures/figure1.pdf",
-        fig2=report(f"{R}/figures/figure2.png", caption="../report/figure2.rst", category="Figures"),
-        fig2_pdf=f"{R}/figures/figure2.pdf",
-        summary=f"{R}/figures/figures.json",
+        fig1=report(f"{RESULTS}/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
+        fig1_pdf=f"{RESULTS}/figures/figure1.pdf",
+        fig2=report(f"{RESULTS}/figures/figure2.png", caption="../report/figure2.rst", category="Figures"),
+        fig2_pdf=f"{RESULTS}/figures/figure2.pdf",
+        summary=f"{RESULTS}/figures/figures.json",
     params:
         ann=val_annotations()[0],
         img_dir=val_annotations()[1],
         out_dir=output_folder("summary"),
     log:
-        f"{R}/logs/figures.log",
+        f"{RESULTS}/logs/figures.log",
     benchmark:
-        f"{R}/benchmarks/figures.tsv",
+        f"{RESULTS}/benchmarks/figures.tsv",
     threads: config["threads"]["evaluate"]
     shell:
         "python -m ld_core figures --baseline-config {input.baseline_config}"

@@ -9,27 +9,27 @@ localrules:
 
 rule scorecard:
     input:
-        tables=expand(f"{R}/tables/{{table}}.csv", table=config["tables"]),
+        tables=expand(f"{RESULTS}/tables/{{table}}.csv", table=config["tables"]),
         claims=config["claims"],
         paper=config["paper_tables"],
         matrix=config["matrix"],
-        teachers=PIPE.teacher_metric_files(config["tables"]),
+        teachers=PIPELINE.teacher_metric_files(config["tables"]),
         figures=figures_summary(),
     output:
-        csv=report(f"{R}/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard",
+        csv=report(f"{RESULTS}/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard",
                    subcategory="Preconditions, verdicts, cells"),
-        md=report(f"{R}/scorecard.md", caption="../report/scorecard_md.rst", category="Scorecard",
+        md=report(f"{RESULTS}/scorecard.md", caption="../report/scorecard_md.rst", category="Scorecard",
                   subcategory="Preconditions, verdicts, cells"),
-        plots=report(expand(f"{R}/figures/{{table}}_bars.png", table=config["tables"]),
+        plots=report(expand(f"{RESULTS}/figures/{{table}}_bars.png", table=config["tables"]),
                      caption="../report/bars.rst", category="Scorecard", subcategory="Bar plots"),
     params:
         plot_dir=output_folder("plots"),
         preconditions=precondition_args(),
         figures=lambda wildcards, input: f"--figures {input.figures}" if input.figures else "",
     log:
-        f"{R}/logs/scorecard.log",
+        f"{RESULTS}/logs/scorecard.log",
     benchmark:
-        f"{R}/benchmarks/scorecard.tsv",
+        f"{RESULTS}/benchmarks/scorecard.tsv",
     shell:
         "python -m ld_core scorecard --tables {input.tables} --claims {input.claims} --paper {input.paper}"
         " --matrix {input.matrix} --teacher-metrics {input.teachers} {params.preconditions}"
@@ -40,18 +40,18 @@ rule scorecard_first:
     # The first table's part of the scorecard (Table 1 in the default order), written as soon as that table
     # is: this table's jobs have a higher priority than the others (common.smk, first_priority).
     input:
-        table=f"{R}/tables/{config['tables'][0]}.csv",
+        table=f"{RESULTS}/tables/{config['tables'][0]}.csv",
         claims=config["claims"],
         paper=config["paper_tables"],
         matrix=config["matrix"],
-        teachers=PIPE.teacher_metric_files(config["tables"][:1]),
+        teachers=PIPELINE.teacher_metric_files(config["tables"][:1]),
     output:
-        csv=f"{R}/scorecard/{config['tables'][0]}.csv",
-        md=f"{R}/scorecard/{config['tables'][0]}.md",
+        csv=f"{RESULTS}/scorecard/{config['tables'][0]}.csv",
+        md=f"{RESULTS}/scorecard/{config['tables'][0]}.md",
     log:
-        f"{R}/logs/scorecard_first.log",
+        f"{RESULTS}/logs/scorecard_first.log",
     benchmark:
-        f"{R}/benchmarks/scorecard_first.tsv",
+        f"{RESULTS}/benchmarks/scorecard_first.tsv",
     params:
         preconditions=precondition_args(),
     priority: FIRST_PRIORITY

@@ -7,22 +7,22 @@ localrules:
 
 rule table:
     input:
-        metrics=lambda wc: PIPE.table_metric_files(wc.table),
+        metrics=lambda wc: PIPELINE.table_metric_files(wc.table),
         matrix=config["matrix"],
         paper=config["paper_tables"],
     output:
-        csv=report(f"{R}/tables/{{table}}.csv", caption="../report/table.rst", category="Tables",
+        csv=report(f"{RESULTS}/tables/{{table}}.csv", caption="../report/table.rst", category="Tables",
                    subcategory="{table}"),
-        tex=report(f"{R}/tables/{{table}}.tex", caption="../report/latex.rst", category="Tables",
+        tex=report(f"{RESULTS}/tables/{{table}}.tex", caption="../report/latex.rst", category="Tables",
                    subcategory="{table}"),
     params:
         # a dataset of your own: no paper values or deltas beside it (the paper's numbers are COCO's / VOC's)
         dataset=lambda wc: (f"--dataset-name {shlex.quote(name)}"
-                            if (name := PIPE.table_dataset(wc.table)) else ""),
+                            if (name := PIPELINE.table_dataset(wc.table)) else ""),
     log:
-        f"{R}/logs/{{table}}.log",
+        f"{RESULTS}/logs/{{table}}.log",
     benchmark:
-        f"{R}/benchmarks/table/{{table}}.tsv",
+        f"{RESULTS}/benchmarks/table/{{table}}.tsv",
     priority: first_table_priority
     shell:
         "python -m ld_core table --matrix {input.matrix} --table {wildcards.table} --paper {input.paper}"

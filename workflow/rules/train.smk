@@ -7,17 +7,17 @@ localrules:
 
 rule resolve_config:
     output:
-        f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        f"{RESULTS}/runs/{{run}}/seed{{seed}}/config.py",
     params:
         spec=resolve_spec,
         extra=resolve_extra_args(),
         matrix=project_file(config["matrix"]),
-        scale=project_file(PIPE.scale_path),
+        scale=project_file(PIPELINE.scale_path),
         results=results_root,
     log:
-        f"{R}/logs/resolve/{{run}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/resolve/{{run}}-seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/resolve_config/{{run}}-seed{{seed}}.tsv",
+        f"{RESULTS}/benchmarks/resolve_config/{{run}}-seed{{seed}}.tsv",
     priority: train_priority
     shell:
         "python -m ld_core resolve --matrix {params.matrix} --scale {params.scale} --results {params.results}"
@@ -27,20 +27,20 @@ rule resolve_config:
 rule train:
     # not the teachers given as released checkpoints (teacher_checkpoints): rule import_teacher makes theirs
     wildcard_constraints:
-        run=PIPE.checkpoint_constraint(imported=False),
+        run=PIPELINE.checkpoint_constraint(imported=False),
     input:
-        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        config=f"{RESULTS}/runs/{{run}}/seed{{seed}}/config.py",
         data=dataset_inputs,
-        teacher=lambda wc: PIPE.teacher_checkpoint(wc.run),
+        teacher=lambda wc: PIPELINE.teacher_checkpoint(wc.run),
         datacheck=datacheck_inputs,
     output:
-        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+        checkpoint=f"{RESULTS}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
     params:
-        work_dir=f"{R}/work/{{run}}/seed{{seed}}",
+        work_dir=f"{RESULTS}/work/{{run}}/seed{{seed}}",
     log:
-        f"{R}/runs/{{run}}/seed{{seed}}/train.log",
+        f"{RESULTS}/runs/{{run}}/seed{{seed}}/train.log",
     benchmark:
-        f"{R}/benchmarks/train/{{run}}-seed{{seed}}.tsv",
+        f"{RESULTS}/benchmarks/train/{{run}}-seed{{seed}}.tsv",
     threads: config["threads"]["train"]
     resources:
         **gpu_resources(config["gpus_per_train"], train_runtime, config["train_mem_mb"]),
@@ -61,16 +61,16 @@ localrules:
 
 rule import_teacher:
     wildcard_constraints:
-        run=PIPE.checkpoint_constraint(imported=True),
+        run=PIPELINE.checkpoint_constraint(imported=True),
     input:
-        config=f"{R}/runs/{{run}}/seed{{seed}}/config.py",
+        config=f"{RESULTS}/runs/{{run}}/seed{{seed}}/config.py",
         source=import_source,
     output:
-        checkpoint=f"{R}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
+        checkpoint=f"{RESULTS}/runs/{{run}}/seed{{seed}}/checkpoint.pth",
     log:
-        f"{R}/runs/{{run}}/seed{{seed}}/import.log",
+        f"{RESULTS}/runs/{{run}}/seed{{seed}}/import.log",
     benchmark:
-        f"{R}/benchmarks/import_teacher/{{run}}-seed{{seed}}.tsv",
+        f"{RESULTS}/benchmarks/import_teacher/{{run}}-seed{{seed}}.tsv",
     priority: first_priority
     shell:
         "python -m ld_core import-teacher --config {input.config} --source {input.source}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 
-from .dist_heads import DistATSSHead, DistFCOSHead, DistRetinaHead
+from .distribution_heads import DistATSSHead, DistFCOSHead, DistRetinaHead
 from .ld_terms import LDTermsMixin, pop_ld_term_kwargs
 
 

@@ -1,4 +1,4 @@
-"""ld_core.data.validate: a generated dataset passes; every problem is a one-line DataError naming the file."""
+"""ld_core.data.annotations: a generated dataset passes; every problem is a one-line DataError naming the file."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ld_core.data import synthetic
-from ld_core.data.validate import validate_coco, validate_voc
+from ld_core.data.annotations import validate_coco, validate_voc
 from ld_core.errors import DataError
 
 

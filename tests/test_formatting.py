@@ -1,4 +1,4 @@
-"""ld_core.report.format: the number and seed formatting the tables, scorecard and plots share."""
+"""ld_core.report.formatting: the number and seed formatting the tables, scorecard and plots share."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from ld_core.report import format as fmt
+from ld_core.report import formatting as fmt
 
 
 @pytest.mark.parametrize("value, missing", [

@@ -32,7 +32,7 @@ from .claims import load_claims
 from .paper import load_paper
 from .scale import read_scale_file
 from ..errors import ConfigError, name_list, require_file
-from ..io import load_yaml_file
+from ..files import load_yaml_file
 
 DETECTOR_FILES = ("gfl", "retinanet", "fcos", "atss")  # == ld_core.config.detectors.DETECTORS (tested)
 SCHEMA_NAMES = ("config", "experiments", "scale", "claims", "paper_tables", "detector", "distill", "backbones",
