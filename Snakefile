@@ -41,7 +41,7 @@ onstart:
 # One software environment for every rule, on purpose: torch, mmcv and mmdet must be identical across rules
 # (teachers, students and their evaluation exchange checkpoints and run the same compiled ops), and mmcv is
 # compiled from source once (scripts/setup_env.sh, or environment.yml). Hence the one lint `snakemake --lint`
-# reports for each rule, "Specify a conda environment or container for each rule" (tests/test_lint.py).
+# reports for each rule, "Specify a conda environment or container for each rule" (tests/workflow/test_lint.py).
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -1,59 +1,13 @@
-"""Shared fixtures: tiny mmdet model configs for fast CPU tests."""
+"""Shared fixtures (the helpers they use live in ``tests/helpers.py``)."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-
-import yaml
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-
-def tiny_gfl_cfg(depth: int = 18, head_type: str = "GFLHead", num_classes: int = 3, reg_max: int = 16,
-                 strides=(8, 16, 32, 64, 128)) -> dict:
-    """A small GFL detector config (random init, 64-px inputs)."""
-    base = 8
-    fpn_in = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
-    return dict(
-        type="GFL",
-        data_preprocessor=dict(type="DetDataPreprocessor", mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
-        backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(0, 1, 2, 3), base_channels=base,
-                      frozen_stages=-1, norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False),
-        neck=dict(type="FPN", in_channels=[c * base // 64 for c in fpn_in], out_channels=16, start_level=1,
-                  add_extra_convs="on_output", num_outs=5),
-        bbox_head=dict(type=head_type, num_classes=num_classes, in_channels=16, stacked_convs=1, feat_channels=16,
-                       norm_cfg=dict(type="GN", num_groups=4, requires_grad=True),
-                       anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8,
-                                             scales_per_octave=1, strides=list(strides)),
-                       loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
-                       loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25), reg_max=reg_max,
-                       loss_bbox=dict(type="GIoULoss", loss_weight=2.0)),
-        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6),
-                      max_per_img=20))
-
-
-def make_batch(num_images: int = 2, size: int = 64, seed: int = 0):
-    """Random images with a few GT boxes each, as mmdet data samples (already preprocessed-sized)."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(num_images, 3, size, size, generator=g)
-    samples = []
-    for _ in range(num_images):
-        n = 3
-        xy = torch.rand(n, 2, generator=g) * size * 0.5
-        wh = 6 + torch.rand(n, 2, generator=g) * size * 0.45
-        boxes = torch.cat([xy, (xy + wh).clamp(max=size - 1)], dim=1)
-        sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size),
-                                             scale_factor=(1.0, 1.0), batch_input_shape=(size, size)))
-        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, 3, (n,), generator=g))
-        samples.append(sample)
-    return inputs, samples
+from helpers import tiny_gfl_cfg  # noqa: E402  (after the torch check)
 
 
 @pytest.fixture
@@ -79,22 +33,3 @@ def teacher_files(tmp_path, mmdet_scope):
     model = MODELS.build(copy.deepcopy(cfg))
     ckpt = save_tensor_checkpoint(model, tmp_path / "teacher.pth", {"run": "teacher"})
     return path, ckpt, model
-
-
-# tiny widths with the embedded profile's head overrides (anchors at half the paper's scale)
-EMBEDDED_HEADS = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/scales/embedded.yaml").read_text())["model"]["heads"]
-TINY_PROFILE = dict(neck_channels=16, head_feat_channels=16, head_stacked_convs=1, head_norm_groups=4,
-                    heads=EMBEDDED_HEADS)
-
-
-def tiny_detector_cfg(detector: str = "gfl", *, distribution: bool = True, distill=None, depth: int = 18,
-                      num_classes: int = 3, **head_overrides) -> dict:
-    """A tiny config of any Table 3 detector (``ld_core.config.detectors.detector_parts`` on a tiny profile)."""
-    from ld_core.config.detectors import detector_parts
-
-    parts = detector_parts(detector, num_classes, TINY_PROFILE, distribution=distribution, distill=distill)
-    cfg = tiny_gfl_cfg(depth=depth, num_classes=num_classes)
-    cfg.update(type=parts["type"], bbox_head=parts["bbox_head"], train_cfg=parts["train_cfg"])
-    cfg["bbox_head"].update(head_overrides)
-    cfg["neck"].update(parts["neck"])
-    return cfg

@@ -26,7 +26,7 @@ For anyone changing a setting: the pipeline config (`configs/config.yaml`, `--co
 a dataset file of your own, the model files (`configs/models/`).
 
 This page is generated from the descriptions in `workflow/schemas/*.schema.yaml` by `{COMMAND}`:
-edit the schemas, not this page (`tests/test_docs.py` fails when the two differ). Every file is checked
+edit the schemas, not this page (`tests/unit/test_docs.py` fails when the two differ). Every file is checked
 against its schema when the Snakefile is parsed, so a mistake fails `snakemake -n` in seconds with one line
 naming the file and the key. Keys are dotted paths; `<name>` stands for a key you choose, `[]` for the items
 of a list. How the files fit together, and how to add a run, a table or a claim:

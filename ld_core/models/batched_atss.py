@@ -4,7 +4,7 @@ mmdet's ``GFLHead.get_targets`` assigns image by image (``multi_apply`` of ``ATS
 ``PseudoSampler``) and loops over GT boxes inside; with 16 images per step that is hundreds of small kernel
 launches. :func:`batched_atss_assign` computes the same assignment for all images at once, GT boxes padded to
 the batch's maximum and masked; :class:`BatchedATSSTargetsMixin` builds the head's targets from it. Both equal
-mmdet's per-image path exactly (``tests/test_batched_atss.py``: same positives, labels, boxes, weights and
+mmdet's per-image path exactly (``tests/unit/test_batched_atss.py``: same positives, labels, boxes, weights and
 normaliser, tied distances included). Where a batch cannot be done at once (ignored boxes, a sampler other
 than ``PseudoSampler``, anchors outside the image, images of different padded shapes as in keep-ratio
 batches) mmdet's per-image path runs, with :class:`VectorizedATSSAssigner` (one image, all GT boxes at once)

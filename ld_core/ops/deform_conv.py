@@ -4,7 +4,7 @@ mmcv 2.1's CPU deform-conv kernel is 10-100x slower than an ordinary convolution
 machine, batch 8: 32 ch at 16x16, 88 ms vs 7 ms for this version), which makes the DCN backbones of Tables 2 and
 4 (R-101-DCN, X-101-32x4d-DCN) unaffordable at the embedded scale. This module computes the same function with
 ``grid_sample`` (bilinear, zero outside the image, as mmcv's im2col) and one batched matmul; forward and
-gradients equal mmcv's op (tests/test_deform_conv.py). It subclasses mmcv's ``DeformConv2dPack``, so parameters,
+gradients equal mmcv's op (tests/unit/test_deform_conv.py). It subclasses mmcv's ``DeformConv2dPack``, so parameters,
 initialisation and state-dict keys are identical: a checkpoint trained with either loads into the other. The
 paper profile keeps mmcv's CUDA op (``model.dcn_impl: mmcv``).
 """

@@ -1,4 +1,4 @@
-"""A full disk under $LD_TEST_FULL_DISK, for `python -m ld_core` processes only (tests/test_fresh_machine.py).
+"""A full disk under $LD_TEST_FULL_DISK, for `python -m ld_core` processes only (tests/workflow/test_fresh_machine.py).
 
 Put this folder first on PYTHONPATH: every file opened for writing below that folder (``open``, ``io.open``,
 ``os.fdopen``) fails its first write with ``OSError(ENOSPC)``, as on a full disk. Other processes (Snakemake
