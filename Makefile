@@ -5,13 +5,16 @@ STAMP := $(VENV)/.ld-repro-complete
 # Snakemake finds its workflow profile (workflow/profiles/default) through profiles/, as a plain `snakemake` does.
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: reproduce test test-slow rehearse rehearse-slurm env dag clean
+.PHONY: reproduce test test-unit test-slow rehearse rehearse-slurm env dag clean
 
 reproduce: $(STAMP)  ## run the whole DAG on the embedded default
 	$(SNAKEMAKE) --cores all
 
-test: $(STAMP)  ## the default test suite (unit tests, dry run, a tiny real DAG)
+test: $(STAMP)  ## the default test suite (tests/unit + the fast tests/workflow: dry runs, tiny real DAGs)
 	$(PY) -m pytest
+
+test-unit: $(STAMP)  ## the quick loop: tests/unit only (never starts Snakemake)
+	$(PY) -m pytest tests/unit
 
 test-slow: $(STAMP)  ## end-to-end tests that take minutes
 	$(PY) -m pytest -m slow

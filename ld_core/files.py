@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from .errors import ConfigError, DataError, LDError
+from .errors import ConfigError, DataError, LDError, one_line, require_file
 
 
 def _umask() -> int:
@@ -60,18 +60,16 @@ def load_yaml_file(path: str | os.PathLike, what: str) -> Any:
     one-line ``ConfigError`` naming it."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} does not exist")
+    path = require_file(path, what)
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        problem = getattr(exc, "problem", None) or one_line(exc)
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({' '.join(str(exc).split())})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from None
 
 
 def atomic_write_files(outputs: dict) -> None:
@@ -96,7 +94,7 @@ def atomic_write_files(outputs: dict) -> None:
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            reason = exc.strerror or " ".join(str(exc).split())
+            reason = exc.strerror or one_line(exc)
             raise DataError(f"{getattr(exc, 'filename', None) or path}: cannot write ({reason})") from None
         raise
 

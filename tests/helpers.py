@@ -1,12 +1,18 @@
-"""Shared test helpers: tiny mmdet model configs and batches for fast CPU tests (imported as ``helpers``)."""
+"""Shared test helpers (imported as ``helpers``): the repository root and the Snakemake command line, tiny mmdet
+model configs and batches for fast CPU tests, small fake COCO/VOC trees, YAML edits."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# `snakemake` on the repository's Snakefile with its workflow profile (as typed at the root); add --directory
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 
 
 def tiny_gfl_cfg(depth: int = 18, head_type: str = "GFLHead", num_classes: int = 3, reg_max: int = 16,
@@ -71,3 +77,68 @@ def tiny_detector_cfg(detector: str = "gfl", *, distribution: bool = True, disti
     cfg["bbox_head"].update(head_overrides)
     cfg["neck"].update(parts["neck"])
     return cfg
+
+
+def edit_yaml(path: Path, mutate) -> Path:
+    """Apply ``mutate`` to the data of a YAML file and write it back."""
+    data = yaml.safe_load(path.read_text())
+    mutate(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def jpeg(path: Path, width: int, height: int) -> None:
+    """A real JPEG of the given size (the check decodes every image)."""
+    from PIL import Image
+
+    Image.new("RGB", (width, height), (90, 120, 150)).save(path, format="JPEG")
+
+
+def make_coco(root: Path, n_train=3, n_val=2) -> Path:
+    """A small COCO tree (train2017, val2017, annotations/instances_*.json), one box per image."""
+    (root / "annotations").mkdir(parents=True)
+    for split, n in (("train2017", n_train), ("val2017", n_val)):
+        (root / split).mkdir()
+        images = [dict(id=i + 1, file_name=f"{i + 1:012d}.jpg", width=64, height=48) for i in range(n)]
+        for img in images:
+            jpeg(root / split / img["file_name"], 64, 48)
+        anns = [dict(id=i + 1, image_id=i + 1, category_id=1, bbox=[1, 2, 10, 12], area=120, iscrowd=0)
+                for i in range(n)]
+        data = dict(images=images, annotations=anns, categories=[dict(id=1, name="person")])
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(data))
+    return root
+
+
+VOC_XML = ("<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>80</height>"
+           "<depth>3</depth></size><object><name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>50</xmax>"
+           "<ymax>60</ymax></bndbox></object></annotation>")
+
+
+def make_voc(devkit: Path, splits=(("VOC2007", "trainval", 2), ("VOC2012", "trainval", 1), ("VOC2007", "test", 2))):
+    """A small VOCdevkit (split files, XML annotations, JPEGs), one box per image."""
+    for year, split, n in splits:
+        root = devkit / year
+        for sub in ("ImageSets/Main", "Annotations", "JPEGImages"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        stems = [f"{year[-4:]}{split[:2]}{i:04d}" for i in range(n)]
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+        for stem in stems:
+            (root / "Annotations" / f"{stem}.xml").write_text(VOC_XML.format(stem=stem))
+            jpeg(root / "JPEGImages" / f"{stem}.jpg", 100, 80)
+    return devkit
+
+
+def resolved_config(tmp_path: Path, scale: str = "tiny", run: str = "gfl_r18", extra=()) -> Path:
+    """The resolved mmdet config of `run` (seed 0) at `scale`; the tiny scale's data is generated too."""
+    from ld_core.cli import main
+
+    results = tmp_path / "results"
+    scale_path = ROOT / "configs" / "scales" / f"{scale}.yaml"
+    synth = yaml.safe_load(scale_path.read_text())["data"].get("synthetic")
+    if synth:
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in synth.items()]
+        assert main(["data-synth", "--out", str(results / "data" / "synthetic"), *args]) == 0
+    out = results / "runs" / run / "seed0" / "config.py"
+    assert main(["resolve", "--matrix", str(ROOT / "configs" / "experiments.yaml"), "--scale", str(scale_path),
+                 "--results", str(results), "--run", run, "--seed", "0", "--out", str(out), *extra]) == 0
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 def run_model_cfg(run_id: str, scale_name: str = "tiny", results="results", **kwargs) -> dict:
@@ -24,6 +24,12 @@ def run_model_cfg(run_id: str, scale_name: str = "tiny", results="results", **kw
     run = matrix.run(run_id)
     seed = run.seed if run.seed is not None else 1000
     return build_run_config(run, seed, scale, results_dir=results, classes=dataset_classes(scale), **kwargs)
+
+
+def paper_backbone(run_id: str, tmp_path: Path) -> dict:
+    """The paper-scale backbone config of a run (full width), as the pipeline resolves it."""
+    return run_model_cfg(run_id, "paper", data_root=str(tmp_path), voc_root=str(tmp_path),
+                         pretrained_dir=str(tmp_path))["model"]["backbone"]
 
 
 def random_state(model_cfg: dict, seed: int = 0) -> "OrderedDict[str, torch.Tensor]":

@@ -40,6 +40,11 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+import torch
+from mmdet.utils import register_all_modules
+from mmengine.optim import OptimWrapper
+
+from .. import models  # noqa: F401  (registers LocalizationDistiller, LDGFLHead, the LD loss)
 from ..files import atomic_write_json
 from ..threads import pin_threads
 from . import step_profile
@@ -52,17 +57,12 @@ REFERENCE = "stock"  # the LD variant every other LD variant's first-step losses
 
 # ----------------------------------------------------------------------------------------------- timing
 def _sync(device: str) -> None:
-    import torch
-
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def time_steps(model, batch: dict, device: str, warmup: int, steps: int) -> dict:
     """Run warmup + steps training steps; step times (s), first-step losses and peak GPU memory."""
-    import torch
-    from mmengine.optim import OptimWrapper
-
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), **SGD))
     times, first = [], None
     for i in range(warmup + steps):
@@ -99,19 +99,12 @@ def run_benchmark(scale: str = "embedded", image_size: Optional[tuple] = None, b
                   warmup: int = 3, device: Optional[str] = None, threads: Optional[int] = None,
                   gt_per_image: int = 12, seed: int = 0, variants: Optional[List[Variant]] = None) -> dict:
     """Build, time and compare the variants; the result dict (see the module docstring for its keys)."""
-    import torch
-
     device = check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image)
     if threads:
         pin_threads(threads)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    from mmdet.utils import register_all_modules
-
     register_all_modules(init_default_scope=True)
-    # torch-free parse: cli imports every command to build its parser
-    import ld_core.models  # noqa: F401 pyflakes  (registers LocalizationDistiller, LDGFLHead, the LD loss)
-
     variants = variants or VARIANTS
     with tempfile.TemporaryDirectory(prefix="ld_bench_") as tmp:
         configs = model_configs(scale, Path(tmp))

@@ -9,11 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List
 
+import mmcv
+import mmdet
+import mmengine
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
 from ..config.builder import build_run_config
 from ..config.matrix import load_matrix
 from ..config.scale import load_scale
 from ..data.synthetic import CLASSES
+from ..engine import enable_mixed_precision
 from ..errors import ConfigError
+from ..models.checkpoints import save_tensor_checkpoint
 from ..student import LD_HEAD_KEYS, student_only
 from .fps import device_name
 
@@ -28,8 +39,6 @@ SGD = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
 # ----------------------------------------------------------------------------------------------- configs
 def model_configs(scale_name: str, workdir: Path) -> dict:
     """Student (distilled run) and teacher model configs of the scale; the teacher config file is written."""
-    from mmengine.config import Config
-
     scale = load_scale(ROOT / "configs" / "scales" / f"{scale_name}.yaml")
     matrix = load_matrix(ROOT / "configs" / "experiments.yaml")
     common = dict(results_dir=workdir, classes=None if scale_name == "paper" else list(CLASSES),
@@ -109,26 +118,17 @@ VARIANTS: List[Variant] = [
 
 def build_variant(variant: Variant, configs: dict, student_state: dict, device: str):
     """The variant's model on ``device``, in train mode, with the shared student weights."""
-    from mmdet.registry import MODELS
-
     model = MODELS.build(variant.config(configs))
     model.load_state_dict(student_state, strict=True)  # teachers are not submodules: student keys only
     model.to(device)
     model.train()
     if variant.mixed_precision:
-        from ..engine import enable_mixed_precision  # torch-free parse: cli imports every command
-
         enable_mixed_precision(model, "bfloat16", channels_last=device.startswith("cuda"))
     return model
 
 
 def write_shared_weights(configs: dict, seed: int) -> dict:
     """One random student state dict (returned) and one random teacher (tensor-only checkpoint)."""
-    import torch
-    from mmdet.registry import MODELS
-
-    from ..models.checkpoints import save_tensor_checkpoint  # torch-free parse: cli imports every command
-
     torch.manual_seed(seed + 1)
     save_tensor_checkpoint(MODELS.build(copy.deepcopy(configs["teacher"])), configs["teacher_ckpt"],
                            {"run": TEACHER_RUN, "bench": True})
@@ -140,10 +140,6 @@ def write_shared_weights(configs: dict, seed: int) -> dict:
 # ------------------------------------------------------------------------------------------------- batch
 def make_batch(batch: int, width: int, height: int, gt_per_image: int, num_classes: int, seed: int) -> dict:
     """A collated (``pseudo_collate``-like) batch on the CPU: uint8 images + data samples with GT boxes."""
-    import torch
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
     size = torch.tensor([width, height], dtype=torch.float32)
@@ -161,8 +157,6 @@ def make_batch(batch: int, width: int, height: int, gt_per_image: int, num_class
 
 def release(device: str) -> None:
     """Free what the last variant left (garbage, the CUDA cache) and reset the peak-memory counter."""
-    import torch
-
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -172,11 +166,6 @@ def release(device: str) -> None:
 # ----------------------------------------------------------------------------------------- environment
 def environment(device: str) -> dict:
     """Device, library versions, threads and cudnn.benchmark of this process (the report's header)."""
-    import mmcv
-    import mmdet
-    import mmengine
-    import torch
-
     return dict(device=f"{device}: {device_name(device)}", torch=torch.__version__, mmdet=mmdet.__version__,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, threads=torch.get_num_threads(),
                 cudnn_benchmark=bool(torch.backends.cudnn.benchmark))
@@ -185,8 +174,6 @@ def environment(device: str) -> dict:
 # -------------------------------------------------------------------------------------------- arguments
 def check_arguments(scale, image_size, batch, steps, warmup, device, threads, gt_per_image) -> str:
     """One-line ``ConfigError`` on a bad argument; the device to use."""
-    import torch
-
     if scale not in SCALES:
         raise ConfigError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'")
     if image_size is not None and (len(image_size) != 2 or min(image_size) < 32):

@@ -9,9 +9,11 @@ One line per file: what fits (tensors, format), or ``error: <file>: <first misma
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import ConfigError
+from mmengine.config import Config
+
+from ..errors import ConfigError, require_file
+from ..models.fitting import fit_backbone, fit_detector
 from .import_teacher import dataset_classes_of
 
 
@@ -23,13 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmengine.config import Config
-
-    # torch-free parse: cli imports every command to build its parser
-    from ..models.fitting import fit_backbone, fit_detector
-
-    if not Path(args.config).is_file():
-        raise ConfigError(f"{args.config}: config file does not exist")
+    require_file(args.config, "config file")
     cfg = Config.fromfile(args.config)
     model = cfg.model.to_dict()
     if model.get("type") == "LocalizationDistiller" and args.detector:

@@ -36,7 +36,7 @@ from typing import Iterable, Optional
 from ..config.dataset_file import load_user_dataset
 from ..data.images import ImageItem, open_images
 from ..data.annotations import LEFT_OUT, no_usable_boxes, read_coco, read_voc
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ..files import atomic_write_json
 
 COCO_TRAIN, COCO_VAL = 118_287, 5_000
@@ -147,7 +147,7 @@ def _split_ids(split_file: Path):
     try:
         return [line.split()[0] for line in split_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{split_file}: cannot be read ({' '.join(str(exc).split())})") from None
+        raise DataError(f"{split_file}: cannot be read ({one_line(exc)})") from None
 
 
 def _check_voc_split(devkit: Path, folder: str, split: str, classes, found: Findings):

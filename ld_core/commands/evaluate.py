@@ -5,58 +5,17 @@ import argparse
 import tempfile
 import time
 
-from ..config.builder import VOC_IOU_THRS
+from mmengine.config import Config
+from mmengine.runner import Runner
+
 from ..data.dataset_config import validate_dataset_config
 from ..data.ground_truth import consistent_ground_truth
-from ..errors import ConfigError, DataError, require_file
+from ..engine.config_text import memoize_pretty_text
+from ..evaluation.metrics import check_scored, coco_metrics, voc_metrics
+from ..errors import require_file
 from ..files import atomic_write_json
+from ..models.trained import load_weights, read_student_config
 from ..threads import pin_threads
-
-COCO_KEYS = {"AP": "bbox_mAP", "AP50": "bbox_mAP_50", "AP75": "bbox_mAP_75",
-             "APs": "bbox_mAP_s", "APm": "bbox_mAP_m", "APl": "bbox_mAP_l"}
-
-
-def coco_metrics(raw: dict) -> dict:
-    """mmdet's ``coco/bbox_mAP*`` fractions -> AP, AP50, ... in percent.
-
-    mmdet returns no metrics at all when the model made no detection above the score threshold;
-    that is an AP of 0, not an error. pycocotools reports -1 for an area range with no ground truth
-    (e.g. no large objects in small images): that is ``None`` (not applicable), never -100.
-    """
-    if not raw:
-        return {name: 0.0 for name in COCO_KEYS}
-    out = {}
-    for name, key in COCO_KEYS.items():
-        value = raw.get(f"coco/{key}")
-        if value is None:
-            raise ConfigError(f"evaluation returned no '{key}' (got: {', '.join(raw)})")
-        out[name] = None if float(value) < 0 else round(100.0 * float(value), 2)
-    return out
-
-
-def voc_metrics(raw: dict) -> dict:
-    """mmdet's VOCMetric (``pascal_voc/mAP`` over IoU 0.50:0.05:0.95, ``pascal_voc/APxx`` per IoU) -> percent.
-
-    ``AP`` is the mean of the ten per-IoU mAPs (the supplement's Table 4 "AP"); every per-IoU value is kept
-    (AP50, AP55, ..., AP95). No detection at all is an AP of 0.
-    """
-    if not raw:
-        return {"AP": 0.0, **{f"AP{int(round(t * 100))}": 0.0 for t in VOC_IOU_THRS}}
-    if "pascal_voc/mAP" not in raw:
-        raise ConfigError(f"evaluation returned no 'pascal_voc/mAP' (got: {', '.join(raw)})")
-    out = {"AP": round(100.0 * float(raw["pascal_voc/mAP"]), 2)}
-    for t in VOC_IOU_THRS:
-        key = f"AP{int(round(t * 100))}"
-        out[key] = round(100.0 * float(raw[f"pascal_voc/{key}"]), 2)
-    return out
-
-
-def check_scored(metrics: dict, ann_file: str, meta: dict) -> None:
-    """An AP of ``None`` (pycocotools' -1: no ground truth it scores) is an error, never an all-null metrics file."""
-    if metrics.get("AP") is None:
-        raise DataError(f"{ann_file}: no ground-truth box to score run '{meta.get('run')}' seed {meta.get('seed')} "
-                        "against (every COCO metric is -1); no metrics file written")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
@@ -67,12 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from ..engine.config_text import memoize_pretty_text  # torch-free CLI: `--help` imports every command
-    from ..models.trained import load_weights, read_student_config
-
     student = read_student_config(args.config)
     checkpoint = require_file(args.checkpoint, "checkpoint file")
     meta = student.meta

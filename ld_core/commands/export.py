@@ -19,9 +19,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import mmdet.registry
+from mmdet.registry import DATASETS
+from mmengine.registry import Registry
+
 from ..config.resolve import config_text
 from ..errors import ConfigError
 from ..files import atomic_write_text
+from ..models.checkpoints import save_tensor_state_dict
+from ..models.trained import load_run
 
 KEEP = ("default_scope", "model", "test_dataloader", "test_evaluator", "test_cfg", "default_hooks", "env_cfg",
         "vis_backends", "visualizer", "log_processor", "log_level")
@@ -56,9 +62,6 @@ def _absolute_paths(node: dict) -> None:
 
 def ld_core_types(cfg: dict) -> dict:
     """``{type name: ld_core module}`` of the registered types of ``cfg`` that are ld_core's own."""
-    import mmdet.registry
-    from mmengine.registry import Registry
-
     registries = [r for r in vars(mmdet.registry).values() if isinstance(r, Registry)]
     found = {}
 
@@ -96,8 +99,6 @@ def _classes(student) -> list:
     """The class names of the student's test dataset (its metainfo, else the dataset type's own)."""
     if student.config.classes:
         return [str(c) for c in student.config.classes]
-    from mmdet.registry import DATASETS
-
     dataset = copy.deepcopy(student.cfg["test_dataloader"]["dataset"])
     dataset["lazy_init"] = True
     return [str(c) for c in DATASETS.build(dataset).metainfo["classes"]]
@@ -135,9 +136,6 @@ def _umask() -> int:
 
 def export(run_dir, out, *, force: bool = False) -> dict:
     """Export the run folder ``run_dir`` to ``out``; returns ``dict(out, stock, ld_core_types, classes)``."""
-    from ..models.checkpoints import save_tensor_state_dict  # torch-free CLI: `--help` imports every command
-    from ..models.trained import load_run
-
     out = Path(out)
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: exists and is not empty (use --force to replace it)")

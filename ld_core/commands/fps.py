@@ -15,15 +15,18 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+from mmdet.registry import DATASETS
+from mmengine.dataset import pseudo_collate
+
 from ..errors import ConfigError
 from ..files import atomic_write_json
+from ..models.trained import load_student
 from ..threads import pin_threads
 
 
 def device_name(device: str) -> str:
     """The GPU's name, or the CPU model from /proc/cpuinfo."""
-    import torch
-
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     try:
@@ -36,8 +39,6 @@ def device_name(device: str) -> str:
 
 
 def _synchronize(device: str) -> None:
-    import torch
-
     if str(device).startswith("cuda"):
         torch.cuda.synchronize(torch.device(device))
 
@@ -48,12 +49,6 @@ def measure_fps(config_path, checkpoint, *, images: int = 20, warmup: int = 5, r
     if images < 1 or warmup < 0 or runs < 1:
         raise ConfigError(f"fps: need images >= 1, warmup >= 0, runs >= 1 (got {images}, {warmup}, {runs})")
     pin_threads(threads)
-    import torch
-    from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
-
-    from ..models.trained import load_student  # torch-free CLI: `python -m ld_core --help` imports every command
-
     student = load_student(config_path, checkpoint, device)
     cfg, model = student.cfg, student.model
     dataset = DATASETS.build(cfg["test_dataloader"]["dataset"])

@@ -16,7 +16,13 @@ import hashlib
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
+import torch
+from mmdet.datasets import CocoDataset, VOCDataset
+from mmengine.config import Config
+
+from ..errors import ConfigError, require_file
+from ..models.checkpoints import save_tensor_checkpoint
+from ..models.fitting import build_model, fit_detector
 from ..threads import pin_threads
 
 
@@ -41,23 +47,12 @@ def dataset_classes_of(cfg) -> tuple:
     meta = dataset.get("metainfo") or {}
     if meta.get("classes"):
         return tuple(meta["classes"])
-    from mmdet.datasets import CocoDataset, VOCDataset
-
     return tuple((VOCDataset if dataset.get("type") == "VOCDataset" else CocoDataset).METAINFO["classes"])
 
 
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
-    import torch
-    from mmengine.config import Config
-
-    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
-    from ..models.checkpoints import save_tensor_checkpoint
-    from ..models.fitting import build_model, fit_detector
-
-    config, source = Path(args.config), Path(args.source)
-    if not config.is_file():
-        raise ConfigError(f"{config}: teacher config does not exist")
+    config, source = require_file(args.config, "teacher config"), Path(args.source)
     start = time.perf_counter()
     cfg = Config.fromfile(str(config))
     if cfg.model.get("type") == "LocalizationDistiller":

@@ -15,7 +15,7 @@ The train rule passes the job's GPU count (``--gpus {resources.gpu}``, SLURM ``-
 - ``--procs P`` forces P processes; without GPUs they run on the CPU with the gloo backend (to exercise
   the distributed path on a machine without GPUs).
 
-Nothing here imports torch at module level (the CLI imports every command module).
+Nothing here imports torch at module level: the plan and the torchrun command line are worked out without it.
 """
 from __future__ import annotations
 

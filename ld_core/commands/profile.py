@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import ConfigError
+from mmengine.config import Config
+
+from ..errors import ConfigError, require_file
 from ..files import atomic_write_json
 from ..threads import pin_threads
 from .complexity import INPUT_SIZE, complexity
@@ -26,10 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
-    from mmengine.config import Config
-
-    if not Path(args.config).is_file():
-        raise ConfigError(f"{args.config}: config file does not exist")
+    require_file(args.config, "config file")
     meta = Config.fromfile(args.config).get("ld_repro", {})
     if "detector" not in meta:
         raise ConfigError(f"{args.config}: no ld_repro.detector in the config (not written by `ld_core resolve`)")

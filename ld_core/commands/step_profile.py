@@ -44,6 +44,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import torch
+import torch.nn.functional as F
+from mmdet.utils import register_all_modules
+from mmengine.optim import OptimWrapper
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from .. import models  # noqa: F401  (registers LocalizationDistiller, LDGFLHead, the LD loss)
+from ..engine.mixed_precision import fast_bf16
 from ..errors import ConfigError
 from ..files import atomic_write_json
 from ..threads import pin_threads
@@ -86,8 +94,6 @@ def _models(model) -> list:
 def record_convolutions(model):
     """Forward hooks on every ``nn.Conv2d`` and mmcv deformable convolution of the detector and its teacher;
     returns (records, remove): records maps a shape key to its call count."""
-    import torch
-
     kinds: tuple = (torch.nn.Conv2d,)
     try:
         from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
@@ -126,9 +132,6 @@ def conv_flops(shape: dict) -> tuple:
 
 def time_convolution(shape: dict) -> float:
     """Median seconds of one call of this convolution (fwd, + bwd where it trains), in its dtype and layout."""
-    import torch
-    import torch.nn.functional as F
-
     dtype = getattr(torch, shape["dtype"])
     fmt = torch.channels_last if shape["channels_last"] else torch.contiguous_format
     g = torch.Generator().manual_seed(0)
@@ -269,10 +272,6 @@ def summarise_profile(events, steps: int) -> dict:
 # ------------------------------------------------------------------------------------------------ driver
 def profile_variant(model, batch: dict, warmup: int, steps: int) -> dict:
     """Warm-up (the first step records convolution shapes), timed steps, profiled steps; the numbers."""
-    import torch
-    from mmengine.optim import OptimWrapper
-    from torch.profiler import ProfilerActivity, profile, record_function
-
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), **SGD))
     records, remove = record_convolutions(model)
     try:
@@ -301,10 +300,6 @@ def profile_variant(model, batch: dict, warmup: int, steps: int) -> dict:
 
 def cpu_info() -> dict:
     """CPU model, its SIMD/matrix flags that matter for convolutions, torch's capability and bf16 support."""
-    import torch
-
-    from ..engine.mixed_precision import fast_bf16  # torch-free parse: cli imports every command
-
     flags: List[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -328,12 +323,7 @@ def run_profile(scale: str = "embedded", image_size: Optional[tuple] = None, bat
     check_arguments(scale, image_size, batch, steps, warmup, threads, gt_per_image, variants)
     if threads:
         pin_threads(threads)
-    from mmdet.utils import register_all_modules
-
     register_all_modules(init_default_scope=True)
-    # torch-free parse: cli imports every command to build its parser
-    import ld_core.models  # noqa: F401 pyflakes  (registers LocalizationDistiller, LDGFLHead, the LD loss)
-
     by_name = {v.name: v for v in BENCH_VARIANTS}
     load_start = os.getloadavg()
     results = {}

@@ -13,7 +13,7 @@ import csv
 import io
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_dir
 from ..files import atomic_write_text
 
 
@@ -39,8 +39,7 @@ def _read(path: Path) -> dict:
 
 def summarise(folder: Path) -> list[dict]:
     """One dict per rule: rule, jobs, job_s, mean_s, min_s, max_s, cpu_s, share (of all job-seconds)."""
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: benchmark folder does not exist (run the DAG first)")
+    require_dir(folder, "benchmark folder", hint="run the DAG first")
     per_rule: dict = {}
     for path in sorted(folder.rglob("*.tsv")):
         rule = path.stem if path.parent == folder else path.relative_to(folder).parts[0]

@@ -23,9 +23,20 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import torch
+from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
 from ..data.dataset_config import validate_dataset_config
-from ..errors import ConfigError
+from ..engine.config_text import memoize_pretty_text
+from ..engine.nonfinite import NonFiniteTrainingError, nonfinite_tensors
+from ..errors import ConfigError, require_file
 from ..files import atomic_write_text
+from ..models.batched_atss import TARGET_PATHS
+from ..models.checkpoints import checkpoint_safe_globals, save_tensor_checkpoint
+from ..models.compat import check_teacher_compat
+from ..models.fitting import fit_backbone
 from ..threads import pin_threads
 from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
 
@@ -34,15 +45,10 @@ CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its che
 
 def check_run_inputs(cfg, config_path: str) -> None:
     """Fail before training on missing/malformed data or an incompatible teacher (one-line errors)."""
-    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
-    from ..models.compat import check_teacher_compat
-
     for loader in ("train_dataloader", "test_dataloader"):
         validate_dataset_config(cfg[loader]["dataset"])
     model = cfg["model"]
     if model.get("type") == "LocalizationDistiller":
-        from mmengine.config import Config
-
         tcfg_path = Path(model["teacher_config"])
         if not tcfg_path.is_file():
             raise ConfigError(f"{config_path}: teacher config {tcfg_path} does not exist")
@@ -62,9 +68,6 @@ def pretrained_backbone_line(cfg) -> Optional[str]:
     ckpt = str(init["checkpoint"])
     if "://" in ckpt:
         return f"[train] pretrained backbone: {ckpt}, downloaded by mmengine (allow_downloads: true; not checked)"
-    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
-    from ..models.fitting import fit_backbone
-
     backbone = backbone.to_dict() if hasattr(backbone, "to_dict") else dict(backbone)
     return f"[train] pretrained backbone: {fit_backbone(ckpt, backbone)}"
 
@@ -83,23 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=argparse.SUPPRESS)  # set by the torchrun re-launch for its child processes
 
 
-def _history_buffer_statistic(obj, name: str):
-    """The restricted ``getattr`` of the allow-list (:mod:`ld_core.models.checkpoints`; imported lazily: torch
-    must not be imported before :func:`ld_core.threads.pin_threads`)."""
-    from ..models.checkpoints import _history_buffer_statistic as statistic  # torch-free parse: see above
-
-    return statistic(obj, name)
-
-
 def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list for ``torch.load(weights_only=True)`` exactly the non-tensor globals of mmengine's resumable
     checkpoints (:func:`ld_core.models.checkpoints.checkpoint_safe_globals`), process-wide: mmengine's own
     ``load_checkpoint`` calls ``torch.load`` when it resumes."""
-    import torch
-
-    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
-    from ..models.checkpoints import checkpoint_safe_globals
-
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
 
 
@@ -152,17 +142,7 @@ def _child_args(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     pin_threads(args.threads)
-    from mmengine.config import Config
-    from mmengine.model import is_model_wrapper
-    from mmengine.runner import Runner
-
-    # torch-free parse: cli imports every command to build its parser; torch only after pin_threads
-    from ..engine.config_text import memoize_pretty_text
-    from ..engine.nonfinite import NonFiniteTrainingError, nonfinite_tensors
-    from ..models.checkpoints import save_tensor_checkpoint
-
-    if not Path(args.config).is_file():
-        raise ConfigError(f"{args.config}: config file does not exist")
+    require_file(args.config, "config file")
     cfg = Config.fromfile(args.config)
     world_size = 1
     if args.launcher == "none":  # the job's own process: checks, work dir, then train here or re-launch
@@ -216,9 +196,6 @@ def run(args: argparse.Namespace) -> int:
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     save_tensor_checkpoint(model, args.checkpoint, meta)
-    # torch-free parse: cli imports every command to build its parser
-    from ..models.batched_atss import TARGET_PATHS
-
     cache = getattr(model, "teacher_cache", None)
     if cache is not None:
         print(f"[train] {cache.summary()}", flush=True)

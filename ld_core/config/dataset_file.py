@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..data.user_dataset import UserDataset, cached_coco_classes
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, require_file
 from ..files import load_yaml_file
 from .file_checks import schemas
 
@@ -34,9 +34,7 @@ def _check_file(path: Path, source: Path, what: str) -> None:
 def load_user_dataset(file: str | Path, slot: str, *, schema_dir: str | Path = SCHEMA_DIR,
                       cache_dir: Optional[str | Path] = None) -> UserDataset:
     """Read and check a dataset file for ``slot`` (``coco``: in COCO's place, ``voc``: in VOC's place)."""
-    path = Path(os.path.expanduser(str(file))).resolve()
-    if not path.is_file():
-        raise ConfigError(f"{path}: dataset file does not exist")
+    path = require_file(Path(os.path.expanduser(str(file))).resolve(), "dataset file")
     spec = schemas(str(schema_dir)).check("dataset", load_yaml_file(path, "dataset file"), path)
     fmt = spec["format"]
     if fmt != slot:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from ..data.user_dataset import UserDataset
-from ..errors import ConfigError
+from ..errors import ConfigError, require_dir
 from .dataset_file import dataset_cache, load_user_dataset
 from .scale import load_scale
 from .file_checks import describe, key_path, scale_profile_path, validate_files
@@ -393,8 +393,7 @@ def load_pipeline(config: dict, basedir: str | Path, source: str = "configs/conf
             if not root:
                 raise ConfigError(f"{source}: scale '{cfg['scale']}' needs {key} ({what}) for the {dataset} runs "
                                   f"of tables {', '.join(cfg['tables'])}, e.g. --config {key}=/data/{dataset}")
-            if not Path(root).is_dir():
-                raise ConfigError(f"{root}: {key} does not exist")
+            require_dir(root, key)
     cfg["teacher_checkpoints"] = resolve_teacher_checkpoints(cfg.get("teacher_checkpoints"), matrix, source)
     teachers = teacher_runs(matrix)
     imported = {(run_id, seed): path for run_id, path in cfg["teacher_checkpoints"].items()

@@ -28,13 +28,9 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..check_cache import CheckCache
-from ..errors import ConfigError
+from ..errors import ConfigError, name_list, require_dir, require_file
 from .builder import dataset_classes
 from .resolve import resolve_run_config
-
-
-def _names(items) -> str:
-    return ", ".join(str(i) for i in items) or "none"
 
 
 def teacher_runs(matrix) -> Dict[str, List[int]]:
@@ -56,15 +52,14 @@ def resolve_teacher_checkpoints(value, matrix, source: str) -> Dict[str, str]:
     for run_id, file in value.items():
         where = f"{source}: teacher_checkpoints.{run_id}"
         if run_id not in matrix.runs:
-            raise ConfigError(f"{where}: '{run_id}' is not a run of {matrix.path} (teacher runs: {_names(teachers)})")
+            raise ConfigError(f"{where}: '{run_id}' is not a run of {matrix.path} (teacher runs: {name_list(teachers)})")
         if run_id not in teachers:
             raise ConfigError(f"{where}: run '{run_id}' is not the teacher of any run of {matrix.path} "
-                              f"(teacher runs: {_names(teachers)})")
+                              f"(teacher runs: {name_list(teachers)})")
         if not isinstance(file, str) or not file.strip():
             raise ConfigError(f"{where}: expected a checkpoint file path, got {file!r}")
-        path = Path(os.path.expanduser(file.strip())).resolve()
-        if not path.is_file():
-            raise ConfigError(f"{path}: teacher checkpoint of '{run_id}' (teacher_checkpoints) does not exist")
+        path = require_file(Path(os.path.expanduser(file.strip())).resolve(),
+                            f"teacher checkpoint of '{run_id}' (teacher_checkpoints)")
         out[run_id] = str(path)
     return out
 
@@ -150,15 +145,13 @@ def check_pretrained(pipe, cache: CheckCache, source: str) -> None:
                           f"files), e.g. --config pretrained_dir=/data/pretrained, or let the training jobs "
                           f"download them (torchvision:// and open-mmlab://, needs internet on the compute "
                           f"nodes) with --config allow_downloads=true")
-    folder = Path(c["pretrained_dir"])
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: pretrained_dir does not exist")
+    folder = require_dir(c["pretrained_dir"], "pretrained_dir")
     files = backbone_files(pipe)
     for file, entry in files.items():
         if not Path(file).is_file():
             present = sorted(p.name for p in folder.glob("*.pth"))
             raise ConfigError(f"{file}: ImageNet weights of runs {', '.join(entry['runs'])} do not exist "
-                              f"(pretrained_dir {folder} holds: {_names(present)})")
+                              f"(pretrained_dir {folder} holds: {name_list(present)})")
     for file, entry in files.items():
         def run(file=file, backbone=entry["backbone"]):
             start = time.perf_counter()

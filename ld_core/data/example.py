@@ -1,19 +1,19 @@
-"""`ld_core example-dataset`: a small dataset laid out as a user's own would be, for the worked example of
-docs/own_dataset.md and the tests: classes, category ids and folders unlike COCO's, in COCO format and in VOC
-format, each with its dataset file (``dataset.yaml``, ``dataset_voc.yaml``; schema
-``workflow/schemas/dataset.schema.yaml``).
+"""A small dataset laid out as a user's own would be, for the worked example of docs/own_dataset.md and the
+tests (`python -m ld_core example-dataset`: :mod:`ld_core.commands.example_dataset`): classes, category ids and
+folders unlike COCO's, in COCO format and in VOC format, each with its dataset file (``dataset.yaml``,
+``dataset_voc.yaml``; schema ``workflow/schemas/dataset.schema.yaml``).
 
 The images are the synthetic generator's (:mod:`ld_core.data.synthetic`), renamed: the four shapes become
 ``washer, bracket, wedge, rod`` with COCO category ids 12, 5, 30, 7 (listed in that order, not sorted).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
+from ..errors import ConfigError
 from .synthetic import CLASSES, generate
 
 NAMES = ("washer", "bracket", "wedge", "rod")   # CLASSES[i] -> NAMES[i]
@@ -64,7 +64,7 @@ def make_example(out, *, seed=0, num_train=48, num_val=24, image_size=96, max_ob
     """Write the example dataset into ``out`` (which must not exist) and return it."""
     out = Path(out).absolute()
     if out.exists():
-        raise FileExistsError(f"{out}: already exists")
+        raise ConfigError(f"{out}: already exists (give a folder that does not exist yet)")
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         src = Path(tmp) / "synthetic"
         generate(src, seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
@@ -75,19 +75,3 @@ def make_example(out, *, seed=0, num_train=48, num_val=24, image_size=96, max_ob
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(work), out)
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder to create")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-train", type=int, default=48)
-    parser.add_argument("--num-val", type=int, default=24)
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--max-objects", type=int, default=3)
-
-
-def run(args: argparse.Namespace) -> int:
-    out = make_example(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                       image_size=args.image_size, max_objects=args.max_objects)
-    print(f"[example-dataset] {out}: dataset.yaml (COCO format), dataset_voc.yaml (VOC format)")
-    return 0

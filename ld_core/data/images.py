@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Iterable, NamedTuple, Optional
 
+from ..errors import one_line
+
 
 class ImageItem(NamedTuple):
     """One image to open: its path, the size its annotation states, and that annotation (file) for messages."""
@@ -22,10 +24,6 @@ class ImageItem(NamedTuple):
     width: int
     height: int
     source: str
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
 
 
 def _pillow_problem(data: bytes) -> Optional[str]:
@@ -40,7 +38,7 @@ def _pillow_problem(data: bytes) -> Optional[str]:
     except (UnidentifiedImageError, Image.DecompressionBombError):
         return None  # a format or size Pillow refuses: cv2's decoding decides alone
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return _one_line(exc) or type(exc).__name__
+        return one_line(exc) or type(exc).__name__
     return None
 
 
@@ -61,7 +59,7 @@ def open_image(item: ImageItem) -> Optional[str]:
     try:
         img, error = mmcv.imfrombytes(data, flag="color", backend="cv2"), None
     except Exception as exc:  # noqa: BLE001 - cv2 raises cv2.error on some malformed headers
-        img, error = None, _one_line(exc)
+        img, error = None, one_line(exc)
     pillow = _pillow_problem(data)
     if pillow is not None:
         partly = "cv2 decodes only part of it" if img is not None else "cv2 cannot decode it"

@@ -6,6 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from mmdet.datasets import CocoDataset, VOCDataset
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+from PIL import Image
+
+from ..models.fitting import build_model
 
 COCO_MISSING_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
 COCO_IDS = [i for i in range(1, 91) if i not in COCO_MISSING_IDS]
@@ -15,8 +22,6 @@ BACKBONES = {"resnet18": dict(depth=18), "resnet34": dict(depth=34), "resnet50":
 
 
 def _jpeg(path: Path, size, rng: np.random.Generator, boxes) -> None:
-    from PIL import Image
-
     w, h = size
     pixels = (rng.random((h, w, 3)) * 60 + 90).astype(np.uint8)
     for x, y, bw, bh in boxes:
@@ -36,8 +41,6 @@ def _boxes(rng: np.random.Generator, size, n: int) -> list:
 
 
 def mini_coco(root: Path, n_train: int, n_val: int, seed: int = 0) -> dict:
-    from mmdet.datasets import CocoDataset
-
     names = CocoDataset.METAINFO["classes"]
     categories = [dict(id=i, name=n, supercategory="thing") for i, n in zip(COCO_IDS, names)]
     rng = np.random.default_rng(seed)
@@ -74,8 +77,6 @@ def _voc_xml(stem: str, size, objects) -> str:
 
 
 def mini_voc(devkit: Path, n: dict, seed: int = 1) -> dict:
-    from mmdet.datasets import VOCDataset
-
     names = VOCDataset.METAINFO["classes"]
     rng = np.random.default_rng(seed)
     voc_sizes = [(500, 375), (353, 500), (500, 333), (375, 500)]
@@ -96,8 +97,6 @@ def mini_voc(devkit: Path, n: dict, seed: int = 1) -> dict:
 
 
 def _random_state(model, seed: int) -> dict:
-    import torch
-
     torch.manual_seed(seed)
     state = {}
     for name, value in model.state_dict().items():
@@ -109,10 +108,6 @@ def _random_state(model, seed: int) -> dict:
 
 def imagenet_files(folder: Path) -> None:
     """Random ImageNet backbones, torchvision's key names (mmdet's ResNet/ResNeXt use the same), with fc."""
-    import torch
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
     register_all_modules()
     folder.mkdir(parents=True, exist_ok=True)
     for index, (name, arch) in enumerate(BACKBONES.items()):
@@ -125,11 +120,6 @@ def imagenet_files(folder: Path) -> None:
 
 def released_teacher(path: Path, model_cfg: dict) -> None:
     """A model-zoo file (mmcv 1.x format) of the model ``model_cfg``, random weights."""
-    import torch
-    from mmdet.datasets import CocoDataset
-
-    from ..models.fitting import build_model  # torch-free parse: cli imports every command (this one's command too)
-
     state = _random_state(build_model(model_cfg, device="cpu"), 7)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(meta=dict(mmcv_version="1.3.8", mmdet_version="2.14.0", CLASSES=CocoDataset.METAINFO["classes"],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from ..check_cache import CheckCache
-from ..errors import DataError
+from ..errors import DataError, one_line
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def _categories(ann: Path) -> list:
     try:
         data = json.loads(ann.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{ann}: cannot be read ({' '.join(str(exc).split())})") from None
+        raise DataError(f"{ann}: cannot be read ({one_line(exc)})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{ann}: malformed JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     cats = data.get("categories") if isinstance(data, dict) else None

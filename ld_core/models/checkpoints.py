@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line, require_file
 from ..files import atomic_output
 
 
@@ -32,9 +32,7 @@ def _save_atomic(payload: Mapping, path: Path) -> Path:
 
 def load_tensor_state_dict(path: str | os.PathLike) -> dict:
     """Load a tensor-only checkpoint with ``weights_only=True``; a clear one-line error otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint file does not exist")
+    path = require_file(path, "checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors are multi-line: one line, what the file holds
@@ -91,11 +89,6 @@ def checkpoint_safe_globals() -> list:
     for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # checkpoints of numpy 2 and numpy 1
         safe += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
     return safe
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
 
 
 def _pickle_globals(path: Path) -> list:
@@ -172,9 +165,9 @@ def _load_error(path: Path, exc: BaseException) -> str:
     if found:
         reason = " ".join(found.group(1).split())
     elif inner is not exc and str(inner).strip():
-        reason = _first_line(inner)
+        reason = one_line(inner)[:300]
     else:
-        reason = _first_line(exc)
+        reason = one_line(exc)[:300] or type(exc).__name__
     return f"{path}: cannot read the checkpoint (truncated, corrupt or not a torch file: {reason})"
 
 
@@ -191,9 +184,7 @@ def read_checkpoint(path: str | os.PathLike, *, detector: bool = True) -> tuple:
     """
     import zipfile
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint file does not exist")
+    path = require_file(path, "checkpoint file")
     if path.stat().st_size == 0:
         raise ConfigError(f"{path}: checkpoint file is empty")
     try:

@@ -1,7 +1,6 @@
 """The teacher–student detector: a student single-stage detector distilled from a frozen teacher."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -9,7 +8,7 @@ from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require_file
 from .checkpoints import load_tensor_state_dict
 from .compat import check_teacher_compat
 from .teacher_cache import TeacherOutputCache
@@ -17,9 +16,7 @@ from .teacher_cache import TeacherOutputCache
 
 def build_teacher(teacher_config: str, teacher_ckpt: Optional[str], student_model_cfg: dict) -> torch.nn.Module:
     """Build the teacher from its own config, check it against the student, load its weights, freeze it."""
-    path = Path(teacher_config)
-    if not path.is_file():
-        raise ConfigError(f"{path}: teacher config does not exist")
+    path = require_file(teacher_config, "teacher config")
     teacher_model_cfg = Config.fromfile(str(path)).model
     if teacher_model_cfg.get("type") == "LocalizationDistiller":
         raise ConfigError(f"{path}: a teacher must be a plain detector, not a distiller")

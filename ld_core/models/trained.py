@@ -16,7 +16,7 @@ from typing import Optional, Union
 import torch
 
 from ..engine.nonfinite import nonfinite_tensors
-from ..errors import ConfigError, DataError, first_line, require_file
+from ..errors import ConfigError, DataError, first_line, require_dir, require_file
 from ..student import student_only
 from .checkpoints import fit_problem, load_tensor_state_dict
 
@@ -56,9 +56,7 @@ class TrainedStudent:
 
 def run_files(run_dir: Union[str, os.PathLike]) -> tuple:
     """``(config.py, checkpoint.pth)`` of a run folder ``results/runs/<run>/seed<k>``; one-line errors."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: run folder does not exist")
+    run_dir = require_dir(run_dir, "run folder")
     return (require_file(run_dir / "config.py", "config file"),
             require_file(run_dir / "checkpoint.pth", "checkpoint file"))
 

@@ -7,15 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from ld_core import cli
 from ld_core.commands import bench
 from ld_core.commands.bench_variants import BF16_ATOL, BF16_RTOL
 
-ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["bench", "train", "--scale", "tiny", "--image-size", "64", "64", "--batch", "2", "--warmup", "2", "--steps", "3",
         "--device", "cpu", "--threads", "1"]
 

@@ -112,3 +112,31 @@ def test_timing_of_a_missing_or_foreign_benchmark_folder(tmp_path, make, needle)
                            "--out", str(tmp_path / "t.csv")], capture_output=True, text=True)
     assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "t.csv").exists()
+
+
+# ------------------------------------------------------------------------------ the command line itself
+PROBE = ("import sys\nfrom ld_core.cli import COMMANDS, main\ntry:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n"
+         "    rc = e.code\nprint(rc, 'torch' in sys.modules, sorted({m for m, _ in COMMANDS.values()} & set(sys.modules)))\n")
+
+
+@pytest.mark.parametrize("argv, status, imported", [
+    (["--help"], 0, []),
+    ([], 2, []),
+    (["no-such-command"], 2, []),
+    (["resolve", "--help"], 0, ["ld_core.commands.resolve"]),
+    (["timing", "--benchmarks"], 2, ["ld_core.commands.timing"]),
+])
+def test_only_the_chosen_command_is_imported(argv, status, imported):
+    """The parser lists every command without importing one; only the chosen command's module is imported, and
+    neither --help nor `resolve` imports torch."""
+    out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.splitlines()[-1] == f"{status} False {imported}", out.stdout + out.stderr
+
+
+def test_unknown_command_is_one_line_naming_every_command():
+    from ld_core.cli import COMMANDS
+
+    proc = subprocess.run([sys.executable, "-m", "ld_core", "no-such-command"], capture_output=True, text=True, cwd=ROOT)
+    assert_one_line_error(proc, "invalid choice: 'no-such-command'", *(f"'{name}'" for name in COMMANDS))
+    help_text = subprocess.run([sys.executable, "-m", "ld_core", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert help_text.returncode == 0 and all(f"    {name}" in help_text.stdout for name in COMMANDS)

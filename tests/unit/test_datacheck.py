@@ -1,6 +1,6 @@
 """`ld_core check-data` on small fake COCO/VOC trees and on the example dataset (`ld_core example-dataset`):
 every image opened (broken, empty, undecodable, wrong size), boxes training leaves out reported, splits without
-boxes refused, and its Snakemake rule (local, before every training)."""
+boxes refused (its Snakemake rule: tests/workflow/test_datacheck_rule.py)."""
 from __future__ import annotations
 
 import json
@@ -12,57 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import make_coco
 from ld_core.cli import main
 from ld_core.commands.datacheck import MAX_LISTED
 
-ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
-def jpeg(path: Path, width: int, height: int) -> None:
-    """A real JPEG of the given size (the check decodes every image)."""
-    from PIL import Image
-
-    Image.new("RGB", (width, height), (90, 120, 150)).save(path, format="JPEG")
-
-
 SMALL = ["--expect-coco-train", "3", "--expect-coco-val", "2", "--expect-voc-trainval", "3", "--expect-voc-test", "2"]
-
-
-def make_coco(root: Path, n_train=3, n_val=2) -> Path:
-    (root / "annotations").mkdir(parents=True)
-    for split, n in (("train2017", n_train), ("val2017", n_val)):
-        (root / split).mkdir()
-        images = [dict(id=i + 1, file_name=f"{i + 1:012d}.jpg", width=64, height=48) for i in range(n)]
-        for img in images:
-            jpeg(root / split / img["file_name"], 64, 48)
-        anns = [dict(id=i + 1, image_id=i + 1, category_id=1, bbox=[1, 2, 10, 12], area=120, iscrowd=0)
-                for i in range(n)]
-        data = dict(images=images, annotations=anns, categories=[dict(id=1, name="person")])
-        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(data))
-    return root
-
-
-VOC_XML = ("<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>80</height>"
-           "<depth>3</depth></size><object><name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>50</xmax>"
-           "<ymax>60</ymax></bndbox></object></annotation>")
-
-
-def make_voc(devkit: Path, splits=(("VOC2007", "trainval", 2), ("VOC2012", "trainval", 1), ("VOC2007", "test", 2))):
-    for year, split, n in splits:
-        root = devkit / year
-        for sub in ("ImageSets/Main", "Annotations", "JPEGImages"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        stems = [f"{year[-4:]}{split[:2]}{i:04d}" for i in range(n)]
-        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
-        for stem in stems:
-            (root / "Annotations" / f"{stem}.xml").write_text(VOC_XML.format(stem=stem))
-            jpeg(root / "JPEGImages" / f"{stem}.jpg", 100, 80)
-    return devkit
-
-
-@pytest.fixture
-def datasets(tmp_path):
-    return make_coco(tmp_path / "coco"), make_voc(tmp_path / "VOCdevkit")
 
 
 def check(capsys, *args):
@@ -133,29 +87,6 @@ def test_broken_annotation_file_and_missing_root(tmp_path, capsys):
     assert code == 2
     assert any("instances_train2017.json: malformed JSON" in e for e in errors)
     assert any(f"{tmp_path / 'nope'}: VOCdevkit folder does not exist" in e for e in errors)
-
-
-def test_check_data_runs_locally_before_every_paper_training(datasets, tmp_path):
-    coco, _ = datasets
-    common = [*SNAKEMAKE, "--directory", str(tmp_path / "wd"), "--cores", "1"]
-    config = ["--config", "scale=paper", f"data_root={coco}", "tables=[table1]", "seeds=[0]", "figures=false",
-              "allow_downloads=true"]
-    dry = subprocess.run([*common, "-n", *config], capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    assert "rule check_data:" in dry.stdout  # local on SLURM: tests/workflow/test_slurm_profile.py
-    trains = [b for b in dry.stdout.split("\n\n") if "rule train:" in b]
-    assert trains and all("results/checks/datasets.json" in b for b in trains)
-    # for real: the paper counts fail (the fake tree is tiny) with every problem listed; small counts pass
-    target = "results/checks/datasets.json"
-    failed = subprocess.run([*common, target, *config], capture_output=True, text=True, timeout=300)
-    assert failed.returncode != 0 and "expected 118,287" in failed.stdout + failed.stderr
-    assert not (tmp_path / "wd" / target).exists()
-    ok = subprocess.run([*common, target, *config, "data_check_counts={coco_train: 3, coco_val: 2}"],
-                        capture_output=True, text=True, timeout=300)
-    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
-    assert json.loads((tmp_path / "wd" / target).read_text())["summary"]["coco"]["val2017"]["images"] == 2
-    log = (tmp_path / "wd" / "results" / "logs" / "check_data.log").read_text()
-    assert "[check-data] opened 5 images in " in log and "(1 process)" in log  # threads.check_data capped at --cores
 
 
 # ---------------------------------------------------------------- every image opened (the example dataset)

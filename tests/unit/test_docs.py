@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import ROOT
 from ld_core.cli import COMMANDS, main
 from ld_core.commands import config_reference
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REPO_DIRS = ("configs", "docs", "ld_core", "profiles", "scripts", "tests", "workflow")  # tracked top-level folders
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)

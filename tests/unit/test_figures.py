@@ -128,7 +128,7 @@ def test_select_images_rule_and_fill():
     import numpy as np
 
     from ld_core.errors import DataError
-    from ld_core.report.figures import select_images
+    from ld_core.report.figure_images import select_images
 
     def img(i, n_gt):
         return dict(id=i, gt_bboxes=np.zeros((n_gt, 4), np.float32))
@@ -149,7 +149,9 @@ def test_select_images_rule_and_fill():
 def test_image_rule_follows_the_baseline_never_the_ld_model(setup):
     import numpy as np
 
-    from ld_core.report.figures import detect_many, load_model, make_figures, val_images
+    from ld_core.report.detections import detect_many, load_model
+    from ld_core.report.figure_images import val_images
+    from ld_core.report.figures import make_figures
 
     images = val_images(setup["ann"])
     paths = [setup["img_dir"] / i["file_name"] for i in images]
@@ -183,7 +185,7 @@ def test_detect_many_equals_detect_one_image_at_a_time(setup, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from ld_core.report.figures import detect, detect_many, load_model
+    from ld_core.report.detections import detect, detect_many, load_model
 
     model = load_model(*setup["files"]["baseline"])
     paths = sorted((setup["img_dir"] / "val").glob("*.jpg"))
@@ -220,7 +222,7 @@ def _det(boxes, scores, labels):
 def test_redundancy_two_identical_boxes_on_one_gt():
     import numpy as np
 
-    from ld_core.report.figures import nms_redundancy
+    from ld_core.report.redundant_boxes import nms_redundancy
 
     gt = dict(id=1, gt_bboxes=np.array([[10, 10, 40, 40]], np.float32), gt_label_idx=np.array([0]))
     two = _det([[10, 10, 40, 40], [10, 10, 40, 40]], [0.9, 0.8], [0, 0])
@@ -239,7 +241,7 @@ def test_redundancy_two_identical_boxes_on_one_gt():
 def test_redundancy_counts_only_duplicates_of_covered_objects():
     import numpy as np
 
-    from ld_core.report.figures import count_boxes
+    from ld_core.report.redundant_boxes import count_boxes
 
     gts = np.array([[0, 0, 20, 20], [30, 0, 50, 20], [60, 0, 80, 20], [0, 60, 20, 80]], np.float32)
     labels = np.array([0, 0, 1, -1])  # the last one: a category the model does not know
@@ -294,7 +296,7 @@ def test_nms_095_keeps_at_least_as_many_boxes_as_06(rendered):
 
 
 def test_detect_overrides_nms_and_restores_it(setup):
-    from ld_core.report.figures import detect, load_model
+    from ld_core.report.detections import detect, load_model
 
     cfg_path, ckpt = setup["files"]["ld"]
     model = load_model(cfg_path, ckpt)
@@ -342,7 +344,7 @@ def test_checkpoint_not_fitting_config_is_one_line_error(setup, tmp_path):
     from mmengine.config import Config
 
     from ld_core.errors import ConfigError
-    from ld_core.report.figures import load_model
+    from ld_core.report.detections import load_model
 
     cfg = _full_cfg(_model_cfg(num_classes=7), ["c"] * 7)
     path = tmp_path / "config.py"

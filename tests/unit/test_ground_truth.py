@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from ld_core.data.annotations import mmdet_leaves_out, read_coco, read_voc
 from test_noise import _set_head  # a random detector with a small, non-zero AP
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # (bbox, extra keys, reason) on a 64x64 image: what mmdet's CocoDataset.parse_data_info keeps or drops
 CASES = [([10, 10, 0, 8], {}, "zero-area"), ([10, 10, 8, 0], {}, "zero-area"), ([10, 10, 8, 8], {"area": 0}, "zero-area"),
@@ -181,7 +181,7 @@ def test_evaluate_gives_the_same_metrics_with_left_out_boxes(tmp_path):
     from mmengine.runner import Runner
 
     import ld_core.models  # noqa: F401
-    from ld_core.commands.evaluate import coco_metrics
+    from ld_core.evaluation.metrics import coco_metrics
     from ld_core.config.resolve import config_text
     from ld_core.config.builder import build_run_config
     from ld_core.student import student_only

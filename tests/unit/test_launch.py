@@ -5,29 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from ld_core.cli import main
+from helpers import ROOT, resolved_config
 from ld_core.commands.launch import LaunchPlan, child_env, plan_launch, torchrun_argv
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def resolved_config(tmp_path: Path, scale: str = "tiny", run: str = "gfl_r18", extra=()) -> Path:
-    """The resolved mmdet config of `run` (seed 0) at `scale`; the tiny scale's data is generated too."""
-    results = tmp_path / "results"
-    scale_path = ROOT / "configs" / "scales" / f"{scale}.yaml"
-    synth = yaml.safe_load(scale_path.read_text())["data"].get("synthetic")
-    if synth:
-        args = [f"--{k.replace('_', '-')}={v}" for k, v in synth.items()]
-        assert main(["data-synth", "--out", str(results / "data" / "synthetic"), *args]) == 0
-    out = results / "runs" / run / "seed0" / "config.py"
-    assert main(["resolve", "--matrix", str(ROOT / "configs" / "experiments.yaml"), "--scale", str(scale_path),
-                 "--results", str(results), "--run", run, "--seed", "0", "--out", str(out), *extra]) == 0
-    return out
 
 
 def test_no_gpu_requested_keeps_the_default_single_process():

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import TINY_PROFILE, make_batch, tiny_detector_cfg
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT, TINY_PROFILE, make_batch, tiny_detector_cfg
 
 
 def parts(detector, distill, train=None, num_classes=80):

@@ -1,16 +1,14 @@
 """Experiment matrix, scale profiles, pipeline config validation and resolved mmdet configs."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from helpers import ROOT
 from ld_core.errors import ConfigError
 from ld_core.config.matrix import load_matrix
 from ld_core.config.pipeline import load_pipeline, validate_config
 
-ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -84,7 +82,7 @@ def test_paper_scale_needs_voc_root_only_for_voc_tables(tmp_path):
 
 
 def test_voc_metrics_in_percent():
-    from ld_core.commands.evaluate import voc_metrics
+    from ld_core.evaluation.metrics import voc_metrics
 
     raw = {"pascal_voc/mAP": 0.5, **{f"pascal_voc/AP{i}": i / 100 for i in range(50, 100, 5)}}
     out = voc_metrics(raw)

@@ -130,7 +130,7 @@ def test_json_has_the_keys(result, setup):
 
 
 def test_halves_partition_the_image_ids(result, setup):
-    from ld_core.commands.noise import make_splits
+    from ld_core.evaluation.seed_spread import make_splits
 
     data, _, _ = result
     gt_ids = sorted(img["id"] for img in json.loads(setup["ann"].read_text())["images"])
@@ -210,12 +210,14 @@ def test_inference_gives_the_detections_of_the_mmdet_runner(result, tmp_path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from ld_core.commands.noise import infer, load_config, load_gt
+    from ld_core.commands.noise import load_config
+    from ld_core.evaluation.subset_ap import load_gt
+    from ld_core.models.inference import coco_detections
 
     data, _, _ = result
     folder = Path(max(data["dirs"], key=lambda d: d["ap_full"])["dir"])
     student, ann = load_config(folder / "config.py")
-    ours, _, _ = infer(student, folder / "checkpoint.pth", load_gt(ann))
+    ours, _, _ = coco_detections(student, folder / "checkpoint.pth", load_gt(ann))
     runner_cfg = Config(copy.deepcopy(student.cfg))
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         runner_cfg.pop(key, None)
@@ -246,7 +248,8 @@ def test_subset_ap_equals_a_fresh_cocoeval_on_the_subset(setup):
     """Accumulating a subset of one full-split evaluation == a COCOeval restricted to the subset."""
     import numpy as np
 
-    from ld_core.commands.noise import SubsetAP, _coco_ap_fresh, load_gt, make_splits
+    from ld_core.evaluation.seed_spread import make_splits
+    from ld_core.evaluation.subset_ap import SubsetAP, fresh_coco_ap, load_gt
 
     gt = load_gt(setup["ann"])
     rng = np.random.default_rng(0)
@@ -261,15 +264,15 @@ def test_subset_ap_equals_a_fresh_cocoeval_on_the_subset(setup):
     cats = gt.getCatIds()
     scorer = SubsetAP(gt, dets, cats)
     full = scorer.ap()
-    assert 10 < full < 100 and full == pytest.approx(_coco_ap_fresh(gt, dets, cats, gt.getImgIds()), abs=1e-12)
+    assert 10 < full < 100 and full == pytest.approx(fresh_coco_ap(gt, dets, cats, gt.getImgIds()), abs=1e-12)
     for a, b in make_splits(gt.getImgIds(), 3, 1):
         for half in (a, b):
-            assert scorer.ap(half) == pytest.approx(_coco_ap_fresh(gt, dets, cats, half), abs=1e-12)
+            assert scorer.ap(half) == pytest.approx(fresh_coco_ap(gt, dets, cats, half), abs=1e-12)
     assert SubsetAP(gt, [], cats).ap() == 0.0  # no detection: AP 0, as `ld_core evaluate`
 
 
 def test_decompose_known_answers():
-    from ld_core.commands.noise import decompose
+    from ld_core.evaluation.seed_spread import decompose
     from ld_core.errors import ConfigError
 
     # var_train 1, c 40, N 20 (halves of 10): var_full = 1 + 2, var_half = 1 + 4
@@ -297,7 +300,7 @@ def test_split_halves_recover_simulated_training_and_evaluation_noise():
     """Seeds = a training offset (sd 1) + per-image noise (sd sqrt(N)): var_train 1, var_eval 1 at N images."""
     import numpy as np
 
-    from ld_core.commands.noise import _variance_block, make_splits
+    from ld_core.evaluation.seed_spread import make_splits, variance_block
 
     n_img, n_seeds = 40, 400
     rng = np.random.default_rng(0)
@@ -309,7 +312,7 @@ def test_split_halves_recover_simulated_training_and_evaluation_noise():
     full = {s: float(per_image[s].mean()) for s in range(n_seeds)}
     halves = {s: [(float(per_image[s, [col[i] for i in a]].mean()), float(per_image[s, [col[i] for i in b]].mean()))
                   for a, b in splits] for s in range(n_seeds)}
-    d = _variance_block(full, halves, n_img, (20, 20))
+    d = variance_block(full, halves, n_img, (20, 20))
     assert d["var_train"] == pytest.approx(1.0, rel=0.3) and d["var_eval"] == pytest.approx(1.0, rel=0.3)
     assert d["clipped"] is None
 

@@ -11,9 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from test_launch import resolved_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT, resolved_config
 
 
 def _runner(grad_norm: float, name: str):
@@ -98,7 +96,7 @@ def test_evaluation_refuses_a_checkpoint_with_nan_weights(tmp_path):
 def test_evaluation_with_nothing_to_score_is_an_error_not_a_null_metrics_file():
     """pycocotools gives -1 everywhere when no ground-truth box counts (the dataset check refuses such a split
     first; this is the evaluation's own guard): an error naming the file, not a metrics file of nulls."""
-    from ld_core.commands.evaluate import COCO_KEYS, check_scored, coco_metrics
+    from ld_core.evaluation.metrics import COCO_KEYS, check_scored, coco_metrics
     from ld_core.errors import DataError
 
     nothing = coco_metrics({f"coco/{key}": -1.0 for key in COCO_KEYS.values()})

@@ -3,15 +3,13 @@ built from the profile updates the weights bit for bit as the per-parameter loop
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 from mmengine.optim import build_optim_wrapper
 
+from helpers import ROOT
 from ld_core.config.builder import _optim_wrapper
 from ld_core.config.scale import load_scale
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _net() -> torch.nn.Module:

@@ -12,14 +12,13 @@ import pickle
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from ld_core.commands.train import CONFIG_STAMP, _history_buffer_statistic, prepare_work_dir
-from test_launch import resolved_config
+from helpers import ROOT, resolved_config
+from ld_core.commands.train import CONFIG_STAMP, prepare_work_dir
+from ld_core.models.checkpoints import _history_buffer_statistic
 
-ROOT = Path(__file__).resolve().parents[2]
 
 KILL_HOOK = '''
 import os, signal

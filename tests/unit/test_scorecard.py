@@ -1,6 +1,6 @@
-"""ld_core.report.scorecard: the claims file, claim verdicts (holds / contradicted / inconclusive, seeds needed),
-the preconditions (models learned, teacher better than its student), cells, Markdown, a dataset of one's own;
-ld_core.report.plots: the bar plots it writes."""
+"""ld_core.report.scorecard (+ claim_verdicts, preconditions, scorecard_markdown): the claims file, claim verdicts
+(holds / contradicted / inconclusive, seeds needed), the preconditions (models learned, teacher better than its
+student), cells, Markdown, a dataset of one's own; ld_core.report.plots: the bar plots it writes."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +18,7 @@ import yaml
 from ld_core.cli import main as cli_main
 from ld_core.config.claims import Claim
 from ld_core.report import formatting as fmt
-from ld_core.report import plots, scorecard, stats, tables
+from ld_core.report import claim_verdicts, plots, preconditions, scorecard, scorecard_markdown, stats, tidy_table
 from ld_core.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def write_tidy(path: Path, seeds: dict, table: str = "table1", dataset: str = No
                      "paper": p, "reproduced": round(mean, 4), "reproduced_std": round(std, 4) if n > 1 else math.nan,
                      "n_seeds": n, "delta": round(mean - p, 2), "per_seed": fmt.per_seed_text(dict(enumerate(values))),
                      "Teacher": "R-101", "Student": "R-18", "dataset": dataset})
-    df = pd.DataFrame(recs, columns=tables.TIDY_COLUMNS + ["Teacher", "Student"] + (["dataset"] if dataset else []))
+    df = pd.DataFrame(recs, columns=tidy_table.TIDY_COLUMNS + ["Teacher", "Student"] + (["dataset"] if dataset else []))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(df.to_csv(index=False, lineterminator="\n"))
     return path
@@ -113,13 +113,13 @@ def test_every_claim_holds_on_the_paper_numbers(claims, paper):
     frame = pd.DataFrame([{"table": p.table, "row": p.row, "metric": p.metric, "paper": p.value}
                           for p in paper.cells])
     for c in (c for c in claims if not c.ours_only):
-        res = scorecard.evaluate_claim(c, frame, column="paper")
+        res = claim_verdicts.evaluate_claim(c, frame, column="paper")
         assert res["verdict"] is True, (c.id, res)
         assert res["margin"] >= 0
         assert fmt.is_missing(res["n"]) and math.isnan(res["ci_lo"])
     # Table 1's "only 0.1 AP is increased": ld+gt vs ld-only, AP75 equal -> margin 0 (allowed)
     t1 = next(c for c in claims if c.table == "table1" and c.than == "ld-only")
-    assert scorecard.evaluate_claim(t1, frame, column="paper")["margin"] == pytest.approx(0.0)
+    assert claim_verdicts.evaluate_claim(t1, frame, column="paper")["margin"] == pytest.approx(0.0)
 
 
 # ----------------------------------------------------------------------------------------------- verdicts
@@ -147,22 +147,22 @@ def test_allow_equal_and_degenerate_runs():
                          "per_seed": ["0:36.4;1:36.5", "0:36.4;1:36.5"]})
     claim = Claim(id="x", table="table1", text="t", better=("a",), than="b", metrics=("AP",))
     for allow_equal in (True, False):  # identical runs: a zero-width interval [0, 0] is no evidence either way
-        rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=allow_equal), tidy)
+        rec = claim_verdicts.evaluate_claim(dataclasses.replace(claim, allow_equal=allow_equal), tidy)
         assert rec["verdict"] == "inconclusive" and "degenerate" in rec["note"] and rec["n"] == 2, rec
         assert rec["ci_lo"] == rec["ci_hi"] == 0.0 and rec["seeds_needed"] == ""
     tidy["per_seed"] = ["0:36.4;1:36.5;2:36.0", "0:36.4;1:36.4;2:35.5"]  # +0.0 +0.1 +0.5
-    rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
+    rec = claim_verdicts.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
     assert rec["verdict"] == "inconclusive" and rec["ci_lo"] < 0 < rec["ci_hi"]
     tidy["per_seed"] = ["0:36.4;1:36.5;2:36.45", "0:36.2;1:36.2;2:36.2"]  # +0.2 +0.3 +0.25: above 0
-    assert scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "holds"
+    assert claim_verdicts.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "holds"
     tidy["per_seed"] = ["0:35.0;1:35.1;2:35.0", "0:36.0;1:36.3;2:35.8"]  # "does not hurt", but it does
-    rec = scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
+    rec = claim_verdicts.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)
     assert rec["verdict"] == "contradicted" and rec["ci_hi"] < 0
     tidy["per_seed"] = ["0:36.4", "0:36.4"]
-    assert scorecard.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "inconclusive"
+    assert claim_verdicts.evaluate_claim(dataclasses.replace(claim, allow_equal=True), tidy)["verdict"] == "inconclusive"
     # float noise (36.5 - 36.4 = 0.10000000000000142) does not break equality or margins
     tidy.loc[0, "reproduced"] = 36.5
-    assert scorecard.evaluate_claim(claim, tidy)["margin"] == 0.1
+    assert claim_verdicts.evaluate_claim(claim, tidy)["margin"] == 0.1
 
 
 @pytest.mark.parametrize("gt, ld_only, expected, why", [
@@ -259,7 +259,7 @@ def test_works_on_a_table_built_by_ld_core_tables(tmp_path):
          "source": f"{run}/{s}"}
         for run, base in (("gfl_r18", 35.0), ("gfl_r18_ld_only_r101", 36.0), ("gfl_r18_ld_r101", 36.5))
         for s in (0, 1, 2) for m, v in (("AP", base), ("AP75", base + 2))])
-    tidy = tables.build_table("table1", spec, metrics, shipped()[1])
+    tidy = tidy_table.build_table("table1", spec, metrics, shipped()[1])
     csv = tmp_path / "table1.csv"
     csv.write_text(tidy.to_csv(index=False, lineterminator="\n"))
     rec = claim_by_id(scorecard.build_scorecard([csv], *shipped()).claims, "t1-ld-only-beats-gt")
@@ -278,7 +278,7 @@ def write_teacher(root: Path, run: str, seed: int, ap: float) -> Path:
 
 
 def pre(root: Path, teachers=(("gfl_r101_teacher", 1000, 24.5),), min_ap=1.0, margin=1.0):
-    return scorecard.Preconditions(matrix=MATRIX, teacher_metrics=[write_teacher(root, *t) for t in teachers],
+    return preconditions.Preconditions(matrix=MATRIX, teacher_metrics=[write_teacher(root, *t) for t in teachers],
                                    min_ap=min_ap, teacher_margin_ap=margin)
 
 
@@ -293,7 +293,7 @@ def test_preconditions_pass(tmp_path):
     assert (better["run"], better["value"], better["than_value"]) == ("gfl_r101_teacher", 24.5, pytest.approx(14.1))
     assert better["margin"] == pytest.approx(10.4) and better["n"] == 3  # unpaired: the teacher has seed 1000
     assert claim_by_id(card.claims, "t1-ld-only-beats-gt")["verdict"] == "holds"
-    assert scorecard.precondition_line(card.preconditions) == ""
+    assert scorecard_markdown.precondition_line(card.preconditions) == ""
 
 
 def test_preconditions_fail_and_the_verdicts_say_so(tmp_path):
@@ -317,10 +317,10 @@ def test_preconditions_fail_and_the_verdicts_say_so(tmp_path):
     bars = {(c["label"], c["metric"]): c for c in card.differences["table1"]}
     assert bars[("ld-only − gt-only", "AP")]["verdict"] == "inconclusive"
     assert bars[("ld-only − gt-only", "AP")]["precondition_failed"]  # the plot labels it
-    line = scorecard.precondition_line(card.preconditions)
+    line = scorecard_markdown.precondition_line(card.preconditions)
     assert line.startswith("PRECONDITIONS FAILED: the teacher is not better than the student baseline "
                            "(table1: ld-only, ld+gt); models below the AP floor (table1: gt-only)")
-    md = scorecard.render_markdown(card.cells, card.claims, card.preconditions)
+    md = scorecard_markdown.render_markdown(card.cells, card.claims, card.preconditions)
     assert md.index("PRECONDITIONS FAILED") < md.index("hold, ") < md.index("## Preconditions") < md.index("## Claims")
     # a teacher below the floor fails "learned" for the rows it teaches
     card = scorecard.build_scorecard([csv], *shipped(), preconditions=pre(tmp_path, [("gfl_r101_teacher", 1000, 0.3)]))
@@ -345,9 +345,9 @@ def test_self_ld_teacher_is_exempt_and_a_missing_teacher_is_an_error(tmp_path):
 def test_teacher_paired_by_seed_where_seeds_allow():
     """A teacher trained with the baseline's seeds is compared paired (interval above 0), not by the margin."""
     t = {0: 15.0, 1: 15.2, 2: 15.1}
-    rec = scorecard._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 14.0, 1: 14.5, 2: 13.9}, 5.0)
+    rec = preconditions._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 14.0, 1: 14.5, 2: 13.9}, 5.0)
     assert rec["status"] == "passed" and rec["n"] == 3 and rec["ci_lo"] > 0  # +0.97 < 5.0, but paired above 0
-    rec = scorecard._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 15.5, 1: 14.5, 2: 15.0}, 0.0)
+    rec = preconditions._teacher_better("table1", "ld-only", "t", 0, t, "gt-only", {0: 15.5, 1: 14.5, 2: 15.0}, 0.0)
     assert rec["status"] == "failed" and "paired over 3 seeds" in rec["note"]
 
 
@@ -380,7 +380,7 @@ def test_write_scorecard_outputs(tmp_path, capsys):
                 "check", "value", "than_value"):
         assert col in df.columns, col
     claim_rows = df[df["kind"] == "claim"]
-    assert len(claim_rows) == n and set(claim_rows["holds_in_paper"]) == {"True", scorecard.NOT_IN_PAPER}
+    assert len(claim_rows) == n and set(claim_rows["holds_in_paper"]) == {"True", claim_verdicts.NOT_IN_PAPER}
     assert claim_rows.set_index("id").loc["t1-ld-only-beats-gt", "verdict"] == "holds"
     assert set(claim_rows["verdict"]) == {"holds", "not run"}
     assert (df[df["kind"] == "cell"]["id"] == "").all()
@@ -417,7 +417,7 @@ def test_own_dataset_scorecard_has_no_paper_values(tmp_path):
     assert len(t1) == 6 and (t1["status"] == "reproduced").all() and set(t1["dataset"]) == {"aerial"}
     assert t1["paper"].isna().all() and t1["delta"].isna().all()
     rec = claim_by_id(card.claims, "t1-ld-only-beats-gt")
-    assert rec["holds_in_paper"] == scorecard.OWN_DATASET and math.isnan(rec["paper_margin"])
+    assert rec["holds_in_paper"] == claim_verdicts.OWN_DATASET and math.isnan(rec["paper_margin"])
     assert rec["verdict"] == "inconclusive" and "precondition failed" in rec["note"]
     assert all(math.isnan(c["paper"]) for c in card.differences["table1"])
     md = (out / "s.md").read_text()
@@ -486,7 +486,7 @@ def test_nothing_partial_on_error(tmp_path):
     unreadable = tmp_path / "latin1.csv"
     unreadable.write_bytes(b"table,row\n\xff\n")
     with pytest.raises(DataError, match=r"latin1.csv: malformed CSV \('utf-8' codec can't decode"):
-        scorecard.load_tidy(unreadable)
+        tidy_table.load_tidy(unreadable)
 
 
 def test_same_table_twice_is_an_error(tmp_path):
@@ -598,7 +598,7 @@ def test_ours_only_claim_is_scored_without_a_paper_value(tmp_path):
     assert len(claims) == 2
     card = scorecard.build_scorecard([csv], claims, shipped()[1], preconditions=pre(tmp_path, [("atss_r101_teacher", 1000, 29.9)]))
     rec = claim_by_id(card.claims, "t3-ld-vs-head-atss")
-    assert rec["holds_in_paper"] == scorecard.NOT_IN_PAPER and rec["verdict"] == "holds" and rec["n"] == 3
+    assert rec["holds_in_paper"] == claim_verdicts.NOT_IN_PAPER and rec["verdict"] == "holds" and rec["n"] == 3
     assert claim_by_id(card.claims, "t3-ld-atss")["holds_in_paper"] is True
     # the student baseline of atss-ld is the same architecture without a teacher: the distribution head
     p = card.preconditions.set_index("id")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ld_core.commands import synthetic_data
 from ld_core.data import synthetic
 from ld_core.errors import ConfigError, DataError
 
@@ -299,11 +300,11 @@ def test_bad_parameters_are_one_line_errors(tmp_path, bad):
 
 def test_command_line(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    synthetic.add_arguments(parser)
+    synthetic_data.add_arguments(parser)
     out = tmp_path / "cli"
     args = parser.parse_args(["--out", str(out), "--seed", "2", "--num-train", "3", "--num-val", "2",
                               "--image-size", "64", "--max-objects", "2"])
-    assert synthetic.run(args) == 0
+    assert synthetic_data.run(args) == 0
     info = json.loads((out / "dataset.json").read_text())
     assert info["params"] == {"seed": 2, "num_train": 3, "num_val": 2, "image_size": 64, "max_objects": 2,
                               "min_size_frac": 1 / 16, "class_colour": False}

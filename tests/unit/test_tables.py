@@ -1,4 +1,5 @@
-"""ld_core.report.tables: tidy table, LaTeX rendering and atomic writing for the paper's table1."""
+"""ld_core.report.tables (+ metrics_files, tidy_table, table_latex) and the `table` command: tidy table, LaTeX
+rendering and atomic writing for the paper's table1."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,8 @@ import yaml
 from ld_core.config.matrix import load_matrix
 from ld_core.config.paper import load_paper
 from ld_core.config.file_checks import project_schemas
-from ld_core.report import tables
+from ld_core.commands import table as table_command
+from ld_core.report import metrics_files, table_latex, tables, tidy_table
 from ld_core.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +89,7 @@ def test_the_table_command_checks_the_paper_with_the_parse_time_loader(tmp_path,
 
 
 def test_load_metrics_rows(metric_files):
-    df = tables.load_metrics(metric_files)
+    df = metrics_files.load_metrics(metric_files)
     assert list(df.columns[:4]) == ["run", "seed", "metric", "value"]
     assert len(df) == 4 * 6
     v = df[(df["run"] == "gfl_r18") & (df["seed"] == 1) & (df["metric"] == "AP75")]["value"]
@@ -95,8 +97,8 @@ def test_load_metrics_rows(metric_files):
 
 
 def test_build_table_values(spec, paper, metric_files):
-    tidy = tables.build_table("table1", spec, tables.load_metrics(metric_files), paper)
-    assert list(tidy.columns[:10]) == tables.TIDY_COLUMNS
+    tidy = tidy_table.build_table("table1", spec, metrics_files.load_metrics(metric_files), paper)
+    assert list(tidy.columns[:10]) == tidy_table.TIDY_COLUMNS
     assert list(tidy.columns[10:]) == spec["columns"]
     # spec row order, metrics in spec order within a row
     assert list(zip(tidy["row"], tidy["metric"])) == [
@@ -124,25 +126,25 @@ def test_build_table_values(spec, paper, metric_files):
 
 def test_paper_missing_metric_is_nan(spec, paper, metric_files):
     spec2 = dict(spec, metrics=["AP", "APs"])
-    tidy = tables.build_table("table1", spec2, tables.load_metrics(metric_files), paper)
+    tidy = tidy_table.build_table("table1", spec2, metrics_files.load_metrics(metric_files), paper)
     aps = tidy[tidy["metric"] == "APs"]
     assert len(aps) == 3 and aps["paper"].isna().all() and aps["delta"].isna().all()
     assert aps["reproduced"].tolist() == [20.0, 20.0, 20.0]
-    tex = tables.render_latex("table1", spec2, tidy)
+    tex = table_latex.render_latex("table1", spec2, tidy)
     assert "AP$_S$" in tex and " & --" in tex
 
 
 def test_missing_run_names_it(spec, paper, metric_files):
     kept = [p for p in metric_files if "gfl_r18_ld_r101" not in str(p)]
     with pytest.raises(DataError, match="gfl_r18_ld_r101"):
-        tables.build_table("table1", spec, tables.load_metrics(kept), paper)
+        tidy_table.build_table("table1", spec, metrics_files.load_metrics(kept), paper)
 
 
 def test_missing_metric_names_file(tmp_path, spec, paper, metric_files):
     bad = tmp_path / "results" / "runs" / "gfl_r18" / "seed1" / "metrics.json"
     bad.write_text(json.dumps({"run": "gfl_r18", "seed": 1, "metrics": {"AP": 36.4}}))
     with pytest.raises(DataError) as err:
-        tables.build_table("table1", spec, tables.load_metrics(metric_files), paper)
+        tidy_table.build_table("table1", spec, metrics_files.load_metrics(metric_files), paper)
     assert str(bad) in str(err.value) and "AP75" in str(err.value)
 
 
@@ -150,7 +152,7 @@ def test_malformed_json_one_line(tmp_path, metric_files):
     bad = metric_files[2]
     bad.write_text('{"run": "gfl_r18_ld_only_r101", "seed": 0,\n "metrics": {"AP": 36.1,, }}')
     with pytest.raises(DataError) as err:
-        tables.load_metrics(metric_files)
+        metrics_files.load_metrics(metric_files)
     msg = str(err.value)
     assert str(bad) in msg and "malformed JSON" in msg and "\n" not in msg
 
@@ -166,17 +168,17 @@ def test_bad_metrics_file(tmp_path, payload, needle):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(payload))
     with pytest.raises(DataError) as err:
-        tables.load_metrics([path])
+        metrics_files.load_metrics([path])
     assert str(path) in str(err.value) and needle in str(err.value)
 
 
 def test_missing_file_and_duplicate_seed(tmp_path, metric_files):
     with pytest.raises(DataError, match="nope.json: metrics file does not exist"):
-        tables.load_metrics(metric_files + [tmp_path / "nope.json"])
+        metrics_files.load_metrics(metric_files + [tmp_path / "nope.json"])
     copy = tmp_path / "copy.json"
     shutil.copy(metric_files[0], copy)
     with pytest.raises(DataError, match="already given by"):
-        tables.load_metrics(metric_files + [copy])
+        metrics_files.load_metrics(metric_files + [copy])
 
 
 def body_lines(tex: str):
@@ -184,8 +186,8 @@ def body_lines(tex: str):
 
 
 def test_render_latex(spec, paper, metric_files):
-    tidy = tables.build_table("table1", spec, tables.load_metrics(metric_files), paper)
-    tex = tables.render_latex("table1", spec, tidy)
+    tidy = tidy_table.build_table("table1", spec, metrics_files.load_metrics(metric_files), paper)
+    tex = table_latex.render_latex("table1", spec, tidy)
     for token in ("\\begin{table}", "\\toprule", "\\midrule", "\\bottomrule", "\\end{tabular}", "\\end{table}",
                   "\\label{tab:table1}", "\\multicolumn{2}{c}{AP}", "\\multicolumn{2}{c}{AP$_{75}$}",
                   "\\cmidrule(lr){5-6}", "\\cmidrule(lr){7-8}", spec["caption"],
@@ -206,27 +208,27 @@ def test_rows_below_a_rule_follow_the_papers_rows(spec, paper, metric_files):
     """Rows the paper does not have (below_rule) come after a second \\midrule, with "--" for the paper."""
     spec2 = dict(spec, rows=[dict(r) for r in spec["rows"]])
     spec2["rows"][2]["below_rule"] = True
-    tex = tables.render_latex("table1", spec2, tables.build_table("table1", spec2, tables.load_metrics(metric_files),
-                                                                  paper))
+    tidy = tidy_table.build_table("table1", spec2, metrics_files.load_metrics(metric_files), paper)
+    tex = table_latex.render_latex("table1", spec2, tidy)
     body = tex.split("\\midrule\n")
     assert len(body) == 3 and len(body[1].strip().splitlines()) == 2 and len(body[2].split("\\bottomrule")[0]
                                                                             .strip().splitlines()) == 1
 
 
 def test_metric_headers():
-    assert [tables.metric_header(m) for m in ("AP", "AP50", "AP75", "APs", "APm", "APl", "my_metric")] == [
+    assert [table_latex.metric_header(m) for m in ("AP", "AP50", "AP75", "APs", "APm", "APl", "my_metric")] == [
         "AP", "AP$_{50}$", "AP$_{75}$", "AP$_S$", "AP$_M$", "AP$_L$", "my\\_metric"]
 
 
 def test_write_table_and_cli(tmp_path, metric_files):
     csv_out, tex_out = tmp_path / "tables" / "table1.csv", tmp_path / "tables" / "table1.tex"
     parser = argparse.ArgumentParser()
-    tables.add_arguments(parser)
+    table_command.add_arguments(parser)
     args = parser.parse_args(["--matrix", str(MATRIX), "--table", "table1", "--paper", str(PAPER),
                               "--metrics", *map(str, metric_files), "--csv", str(csv_out), "--tex", str(tex_out)])
-    assert tables.run(args) == 0
+    assert table_command.run(args) == 0
     back = pd.read_csv(csv_out)
-    assert list(back.columns[:10]) == tables.TIDY_COLUMNS and len(back) == 6
+    assert list(back.columns[:10]) == tidy_table.TIDY_COLUMNS and len(back) == 6
     assert back.loc[0, "reproduced"] == pytest.approx(36.2)
     assert "\\bottomrule" in tex_out.read_text()
     assert not [p for p in csv_out.parent.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -252,11 +254,11 @@ def test_own_dataset_has_no_paper_column(tmp_path, spec, metric_files):
     """On a dataset of the user's own: no paper value or delta, a `dataset` column, and LaTeX without "Paper"."""
     csv_out, tex_out = tmp_path / "tables" / "table1.csv", tmp_path / "tables" / "table1.tex"
     parser = argparse.ArgumentParser()
-    tables.add_arguments(parser)
+    table_command.add_arguments(parser)
     args = parser.parse_args(["--matrix", str(MATRIX), "--table", "table1", "--paper", str(PAPER), "--metrics",
                               *map(str, metric_files), "--csv", str(csv_out), "--tex", str(tex_out),
                               "--dataset-name", "aerial_tiles"])
-    assert tables.run(args) == 0
+    assert table_command.run(args) == 0
     back = pd.read_csv(csv_out)
     assert back["paper"].isna().all() and back["delta"].isna().all()
     assert set(back["dataset"]) == {"aerial_tiles"} and back.loc[0, "reproduced"] == pytest.approx(36.2)
@@ -270,7 +272,7 @@ def test_own_dataset_has_no_paper_column(tmp_path, spec, metric_files):
         tables.write_table("table1", MATRIX, PAPER, metric_files, csv_out, tex_out, dataset_name=" ")
     clash = dict(spec, columns=["dataset", "Student", "LD", "GT"])
     with pytest.raises(ConfigError, match="column name 'dataset' clashes"):
-        tables.build_table("table1", clash, tables.load_metrics(metric_files), load_project_paper())
+        tidy_table.build_table("table1", clash, metrics_files.load_metrics(metric_files), load_project_paper())
 
 
 def test_unknown_table(tmp_path, metric_files):
@@ -280,10 +282,10 @@ def test_unknown_table(tmp_path, metric_files):
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_compiles(tmp_path, spec, paper, metric_files):
-    tidy = tables.build_table("table1", spec, tables.load_metrics(metric_files), paper)
+    tidy = tidy_table.build_table("table1", spec, metrics_files.load_metrics(metric_files), paper)
     doc = tmp_path / "doc.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{amssymb}\n"
-                   "\\begin{document}\n" + tables.render_latex("table1", spec, tidy) + "\\end{document}\n")
+                   "\\begin{document}\n" + table_latex.render_latex("table1", spec, tidy) + "\\end{document}\n")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
+from helpers import ROOT, SNAKEMAKE, resolved_config
+
 TINY = ["--config", "scale=tiny", "tables=[table1]", "seeds=[0]"]
 FULL_DISK = ROOT / "tests" / "stubs" / "full_disk"
 
@@ -139,8 +138,6 @@ def test_a_job_on_a_full_disk_says_so_in_snakemakes_output(tmp_path):
 def test_a_training_on_a_full_disk_fails_saying_so_and_leaves_no_checkpoint(tmp_path):
     """A real tiny training whose final checkpoint hits a full disk: non-zero exit, the one-line error on the
     job's stderr (fd 3, as in the workflow's jobs), no checkpoint.pth and no temporary file beside it."""
-    from test_launch import resolved_config
-
     config = resolved_config(tmp_path)
     run_dir = config.parent
     ckpt = run_dir / "checkpoint.pth"

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
+from helpers import SNAKEMAKE
+
 CONDA_LINT = "Specify a conda environment or container for each rule."
 
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT, SNAKEMAKE, make_coco
+
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 STUBS = ROOT / "tests" / "stubs"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
 TINY = ["scale=tiny", "seeds=[0]", "tables=[table1]", "figures=false"]
 
 
@@ -142,8 +141,6 @@ def test_slurm_submissions_of_a_training_chain(tmp_path):
 
 def test_dataset_check_runs_on_the_submit_host(tmp_path):
     """Paper scale: check_data is a local rule: it runs before anything is submitted, without sbatch."""
-    from test_datacheck import make_coco
-
     coco = make_coco(tmp_path / "coco")
     proc, subs, _ = run_with_stubs(tmp_path, "results/checks/datasets.json", "--config", "scale=paper",
                                    f"data_root={coco}", "tables=[table1]", "seeds=[0]", "figures=false",

@@ -8,14 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-
-ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
+from helpers import ROOT, SNAKEMAKE
 
 
 def snakemake(workdir, *args, check=True, **kwargs):
