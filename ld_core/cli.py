@@ -17,7 +17,8 @@ COMMANDS = {
     "example-dataset": ("ld_core.commands.example_dataset",
                         "write a small dataset laid out as your own would be, with its dataset files (the worked "
                         "example of docs/own_dataset.md)"),
-    "check-data": ("ld_core.commands.datacheck", "check the paper-scale datasets (COCO 2017, VOC 07+12): every problem listed"),
+    "check-data": ("ld_core.commands.datacheck", "check the datasets (COCO 2017, VOC 07+12, or your own) and "
+                                                 "every image: every problem listed"),
     "resolve": ("ld_core.commands.resolve", "write the mmdet config of one run/seed of the matrix"),
     "train": ("ld_core.commands.train", "train one resolved config"),
     "import-teacher": ("ld_core.commands.import_teacher",

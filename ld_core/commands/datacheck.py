@@ -1,4 +1,4 @@
-"""`ld_core check-data`: check the paper-scale datasets once, before anything is trained or submitted.
+"""`ld_core check-data`: check the datasets (paper-scale or your own) once, before anything is trained or submitted.
 
 - COCO 2017 (``--coco ROOT``): ``annotations/instances_{train,val}2017.json`` parse and are valid COCO
   (:func:`ld_core.data.annotations.read_coco`), ``train2017/`` and ``val2017/`` exist and hold every image

@@ -41,6 +41,7 @@ from ..threads import pin_threads
 from .launch import child_env, dist_rank, init_distributed, plan_launch, torchrun_argv
 
 CONFIG_STAMP = "ld_repro_config.sha256"  # in the work dir: which config its checkpoints belong to
+DIVERGED = "ld_repro_diverged.txt"  # in the work dir: the config digest and error line of a diverged training
 
 
 def check_run_inputs(cfg, config_path: str) -> None:
@@ -123,6 +124,24 @@ def prepare_work_dir(work_dir: str | Path, config_path: str | Path) -> Optional[
     return None
 
 
+def refuse_diverged(work_dir: str | Path, config_path: str | Path) -> None:
+    """A training that diverged with this very config diverges again (same seed, same data order): a retry or
+    rerun fails at once with the first error instead of training up to the same NaN (a changed config trains)."""
+    marker = Path(work_dir) / DIVERGED
+    if not marker.is_file():
+        return
+    digest, _, line = marker.read_text().partition("\n")
+    if digest.strip() == hashlib.sha256(Path(config_path).read_bytes()).hexdigest():
+        raise NonFiniteTrainingError(f"{line.strip()} (an earlier attempt with this config; not retried: delete "
+                                     f"{marker} to train it again)")
+
+
+def record_diverged(work_dir: str | Path, config_path: str | Path, line: str) -> None:
+    """Remember that ``config_path`` diverged (:func:`refuse_diverged`)."""
+    digest = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
+    atomic_write_text(Path(work_dir) / DIVERGED, f"{digest}\n{line}\n")
+
+
 def lr_scaling_line(cfg, world_size: int) -> Optional[str]:
     """mmengine's auto_scale_lr made explicit: lr x (world size x batch per process) / base batch."""
     auto = cfg.get("auto_scale_lr") or {}
@@ -156,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config}: {exc}") from None
         for warning in plan.warnings:
             print(f"[train] warning: {warning}", file=sys.stderr, flush=True)
+        refuse_diverged(args.work_dir, args.config)
         resume_from = prepare_work_dir(args.work_dir, args.config)
         if resume_from is not None:
             print(f"[train] resuming from {resume_from}", flush=True)
@@ -184,14 +204,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         runner.train()
     except NonFiniteTrainingError as exc:
-        raise NonFiniteTrainingError(f"{run_dir}: {exc}") from None
+        error = NonFiniteTrainingError(f"{run_dir}: {exc}")
+        if dist_rank() == 0:
+            record_diverged(args.work_dir, args.config, str(error))
+        raise error from None
     if dist_rank() != 0:
         return 0
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     bad = nonfinite_tensors(model.state_dict())
     if bad:
-        raise NonFiniteTrainingError(f"{run_dir}: {len(bad)} weight tensor(s) hold NaN/inf after {runner.iter} "
-                                     f"iterations (e.g. {bad[0]}); no checkpoint written")
+        error = NonFiniteTrainingError(f"{run_dir}: {len(bad)} weight tensor(s) hold NaN/inf after {runner.iter} "
+                                       f"iterations (e.g. {bad[0]}); no checkpoint written")
+        record_diverged(args.work_dir, args.config, str(error))
+        raise error
     meta = dict(cfg.get("ld_repro", {}), iters=int(runner.iter), train_seconds=round(time.time() - start, 1),
                 world_size=world_size)
     meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}

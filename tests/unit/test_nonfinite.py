@@ -60,6 +60,20 @@ def test_a_diverging_training_fails_with_one_line_and_writes_no_checkpoint(tmp_p
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.py"]  # no checkpoint.pth
     assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_1.pth"]  # the last finite state only
 
+    # a retry (Snakemake's train_retries) or rerun of the same config fails at once with the same line
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    retry_errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+    assert len(retry_errors) == 1 and retry_errors[0].startswith(errors[0] + " (an earlier attempt with this config; "
+                                                                 "not retried: delete ")
+    assert "Checkpoints will be saved" in proc.stdout + proc.stderr  # the first attempt trained ...
+    assert "Checkpoints will be saved" not in again.stdout + again.stderr  # ... the retry did not start
+    # a changed config trains again
+    path.write_text(path.read_text() + "\n# changed\n")
+    changed = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert changed.returncode == 2
+    assert [line for line in changed.stderr.splitlines() if line.startswith("error:")] == errors
+
 
 def _student_checkpoint(config: Path, out: Path, poison: bool) -> Path:
     from mmdet.registry import MODELS

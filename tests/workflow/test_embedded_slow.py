@@ -3,7 +3,7 @@
 It checks what the README says of the embedded default on any machine: a clearly stronger teacher, no
 degenerate row, 10 seeds per row, LD + GT losses ahead of GT only on the mean of the per-seed differences,
 and a scorecard whose verdict is the paired 95 % t-interval of those differences (recomputed here). Whether
-that interval lies above 0 is the claim itself, measured (README "Statistics"), not asserted: a test that
+that interval lies above 0 is the claim itself, measured (docs/results.md), not asserted: a test that
 passes only where the settings were chosen would test that machine.
 """
 from __future__ import annotations
